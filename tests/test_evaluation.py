@@ -1,0 +1,222 @@
+"""Tests for o365lib.evaluation: parity with pycocotools, ranges, zero-AP counts, LVIS buckets."""
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+from o365lib.evaluation import (
+    STAT_NAMES,
+    ap_by_rank_range,
+    compare_metrics,
+    evaluate,
+    per_class_table,
+)
+
+
+def random_workload(seed, *, num_images=30, num_classes=12, dets_per_image=25):
+    """GT + noisy detections; class 1..num_classes, with some classes without gt or dets."""
+    rng = np.random.default_rng(seed)
+    cat_ids = [3 * k + 1 for k in range(num_classes)]  # non-contiguous ids
+    no_gt = {cat_ids[-1]}  # a class never in gt
+    no_det = {cat_ids[-2]}  # a class never detected
+    images, anns, dets = [], [], []
+    ann_id = 1
+    for i in range(num_images):
+        img_id = 100 + i
+        images.append({"id": img_id, "width": 640, "height": 480, "file_name": f"{img_id}.jpg"})
+        n = 0 if i % 7 == 3 else int(rng.integers(1, 8))  # some images with no gt
+        boxes = []
+        for _ in range(n):
+            c = int(rng.choice([c for c in cat_ids if c not in no_gt], p=None))
+            w, h = rng.uniform(4, 200, size=2)
+            x, y = rng.uniform(0, 640 - w), rng.uniform(0, 480 - h)
+            anns.append({"id": ann_id, "image_id": img_id, "category_id": c, "bbox": [x, y, w, h],
+                         "area": float(w * h), "iscrowd": int(rng.random() < 0.05)})
+            ann_id += 1
+            boxes.append((c, x, y, w, h))
+        for _ in range(dets_per_image):
+            if boxes and rng.random() < 0.6:
+                c, x, y, w, h = boxes[int(rng.integers(len(boxes)))]
+                x, y = x + rng.normal(0, 0.1 * w), y + rng.normal(0, 0.1 * h)
+                w, h = w * rng.uniform(0.8, 1.2), h * rng.uniform(0.8, 1.2)
+                if rng.random() < 0.2:
+                    c = int(rng.choice(cat_ids))
+            else:
+                c = int(rng.choice(cat_ids))
+                w, h = rng.uniform(4, 200, size=2)
+                x, y = rng.uniform(0, 640 - w), rng.uniform(0, 480 - h)
+            if c in no_det:
+                continue
+            dets.append({"image_id": img_id, "category_id": c, "bbox": [float(x), float(y), float(w), float(h)],
+                         "score": float(np.round(rng.random(), 3))})  # rounding -> ties
+    cats = [{"id": c, "name": f"class{c}"} for c in cat_ids]
+    return {"images": images, "annotations": anns, "categories": cats}, dets
+
+
+def pycocotools_eval(gt, dets, max_dets=100):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = json.loads(json.dumps(gt))
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(json.loads(json.dumps(dets)))
+        ev = COCOeval(coco_gt, coco_dt, "bbox")
+        ev.params.maxDets = [1, 10, max_dets]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_matches_pycocotools(seed):
+    gt, dets = random_workload(seed)
+    ours = evaluate(gt, dets, ranges=("1-6", "7-12"))
+    ref = pycocotools_eval(gt, dets)
+    ref_stats = [None if v < 0 else 100 * v for v in ref.stats]
+    for a, b in zip(ours["stats"], ref_stats):
+        assert (a is None and b is None) or a == pytest.approx(b, abs=1e-9)
+    precision = ref.eval["precision"]
+    for k, cat in enumerate(ref.params.catIds):
+        p = precision[:, :, k, 0, -1]
+        expected = None if not (p > -1).any() else 100 * float(np.mean(p[p > -1]))
+        got = ours["per_class"][str(cat)]
+        assert (got is None and expected is None) or got == pytest.approx(expected, abs=1e-9)
+    # the no-gt class is None, the never-detected class is 0
+    assert ours["per_class"][str(gt["categories"][-1]["id"])] is None
+    assert ours["per_class"][str(gt["categories"][-2]["id"])] == 0.0
+    assert 0 < ours["mAP"] < 100
+
+
+def test_max_dets_300_matches_pycocotools_arrays():
+    gt, dets = random_workload(5, num_images=8, num_classes=4, dets_per_image=400)
+    ours = evaluate(gt, dets, max_dets=300, ranges=())
+    ref = pycocotools_eval(gt, dets, max_dets=300)
+    p = ref.eval["precision"][:, :, :, 0, -1]
+    assert ours["mAP"] == pytest.approx(100 * np.mean(p[p > -1]), abs=1e-9)
+    assert ours["AR100"] == pytest.approx(100 * ref.stats[8], abs=1e-9)
+    # COCO caps detections per image and class: 300 keeps more than 100
+    assert evaluate(gt, dets, max_dets=100, ranges=())["AR100"] < ours["AR100"]
+
+
+def perfect_case():
+    """4 classes with ranks 1..4 by instance count; detections perfect for classes 10 and 20."""
+    images = [{"id": i, "width": 100, "height": 100} for i in range(1, 5)]
+    anns, dets = [], []
+    counts = {10: 4, 20: 3, 30: 2, 40: 1}
+    aid = 1
+    for cat, n in counts.items():
+        for i in range(n):
+            box = [10.0 + cat, 10.0, 20.0, 30.0]
+            anns.append({"id": aid, "image_id": i + 1, "category_id": cat, "bbox": box, "area": 600.0,
+                         "iscrowd": 0})
+            aid += 1
+            if cat in (10, 20):
+                dets.append({"image_id": i + 1, "category_id": cat, "bbox": box, "score": 0.9})
+    cats = [{"id": c, "name": f"c{c}"} for c in (10, 20, 30, 40, 50)]  # 50: no gt anywhere
+    return {"images": images, "annotations": anns, "categories": cats}, dets
+
+
+def test_ranges_and_zero_ap_on_known_case(tmp_path):
+    gt, dets = perfect_case()
+    out = tmp_path / "m" / "metrics.json"
+    m = evaluate(gt, dets, ranges=("1-2", "3-5", "1-5"), out_path=out)
+    assert m["per_class"] == {"10": 100.0, "20": 100.0, "30": 0.0, "40": 0.0, "50": None}
+    assert m["ranking_source"] == "gt"
+    assert m["ranges"]["1-2"] == {"mAP": 100.0, "num_classes": 2, "num_evaluated": 2, "zero_ap": 0}
+    assert m["ranges"]["3-5"] == {"mAP": 0.0, "num_classes": 3, "num_evaluated": 2, "zero_ap": 2}
+    assert m["ranges"]["1-5"]["mAP"] == pytest.approx(50.0)
+    assert m["mAP"] == pytest.approx(50.0)
+    assert m["APs"] == pytest.approx(50.0) and m["APm"] is None and m["APl"] is None
+    assert json.loads(out.read_text()) == json.loads(json.dumps(m))
+    assert not list(out.parent.glob("*.tmp"))
+
+
+def test_explicit_ranking_reorders_ranges():
+    gt, dets = perfect_case()
+    ranking = {40: 1, 30: 2, 20: 3, 10: 4, 50: 5}
+    m = evaluate(gt, dets, ranking=ranking, ranges=("1-2", "3-4"))
+    assert m["ranges"]["1-2"]["mAP"] == 0.0 and m["ranges"]["1-2"]["zero_ap"] == 2
+    assert m["ranges"]["3-4"]["mAP"] == 100.0
+    assert m["ranking_source"] == "given"
+
+
+def test_empty_detections_give_zero():
+    gt, _ = perfect_case()
+    m = evaluate(gt, [], ranges=("1-4",))
+    assert m["mAP"] == 0.0 and m["AR100"] == 0.0
+    assert m["ranges"]["1-4"]["zero_ap"] == 4
+    assert m["num_detections"] == 0
+
+
+def test_lvis_buckets_from_train_images():
+    gt, dets = perfect_case()
+    # training set: class 10 in 150 images, 20 in 50, 30 in 9, 40 in 10, 50 in none
+    train_images, train_anns, aid = [], [], 1
+    for cat, n in {10: 150, 20: 50, 30: 9, 40: 10}.items():
+        for i in range(n):
+            train_anns.append({"id": aid, "image_id": i, "category_id": cat, "bbox": [0, 0, 5, 5],
+                               "area": 25.0, "iscrowd": 0})
+            aid += 1
+    train_images = [{"id": i, "width": 100, "height": 100} for i in range(150)]
+    train = {"images": train_images, "annotations": train_anns, "categories": gt["categories"]}
+    m = evaluate(gt, dets, train_gt=train, ranges=("1-5",))
+    assert m["ranking_source"] == "train_gt"
+    assert m["lvis"]["frequent"] == {"mAP": 100.0, "num_classes": 1, "num_evaluated": 1}
+    assert m["lvis"]["common"] == {"mAP": 50.0, "num_classes": 2, "num_evaluated": 2}  # 20 and 40
+    assert m["lvis"]["rare"] == {"mAP": 0.0, "num_classes": 2, "num_evaluated": 1}  # 30, 50 (no gt)
+
+
+def test_unknown_category_is_named():
+    gt, dets = perfect_case()
+    dets = dets + [{"image_id": 1, "category_id": 999, "bbox": [0, 0, 1, 1], "score": 0.5}]
+    with pytest.raises(ValueError, match=r"index=7 field 'category_id' = 999"):
+        evaluate(gt, dets, ranges=())
+    with pytest.raises(ValueError, match=r"index=0 has no field 'score'"):
+        evaluate(gt, [{"image_id": 1, "category_id": 10, "bbox": [0, 0, 1, 1]}], ranges=())
+    with pytest.raises(ValueError, match=r"field 'image_id' = 77"):
+        evaluate(gt, [{"image_id": 77, "category_id": 10, "bbox": [0, 0, 1, 1], "score": 1}], ranges=())
+
+
+def test_evaluate_does_not_mutate_inputs():
+    gt, dets = perfect_case()
+    before = json.dumps([gt, dets], sort_keys=True)
+    evaluate(gt, dets, ranges=("1-5",))
+    assert json.dumps([gt, dets], sort_keys=True) == before
+
+
+def test_ap_by_rank_range_accepts_int_keys():
+    per_class = {1: 10.0, 2: None, 3: 0.0}
+    r = ap_by_rank_range(per_class, {1: 1, 2: 2, 3: 3}, "2-3")
+    assert r == {"mAP": 0.0, "num_classes": 2, "num_evaluated": 1, "zero_ap": 1, "category_ids": [2, 3]}
+
+
+def test_per_class_table_and_compare():
+    gt, dets = perfect_case()
+    ranking = {10: 1, 20: 2, 30: 3, 40: 4, 50: 5}
+    before = evaluate(gt, dets[:4], ranges=())  # only class 10 detected
+    after = evaluate(gt, dets, ranges=())
+    table = per_class_table(after, ranking, {c["id"]: c["name"] for c in gt["categories"]})
+    assert list(table.columns) == ["category_id", "name", "rank", "ap"]
+    assert table["category_id"].tolist() == [10, 20, 30, 40, 50]
+    assert table["name"].tolist()[0] == "c10" and np.isnan(table["ap"].iloc[4])
+    cmp = compare_metrics(before, after, ranking)
+    assert (cmp["improved"], cmp["worse"], cmp["unchanged"]) == (1, 0, 3)
+    assert cmp["mean_delta"] == pytest.approx(25.0)
+    cmp_range = compare_metrics(after, before, ranking, spec="2-3")
+    assert (cmp_range["improved"], cmp_range["worse"], cmp_range["unchanged"]) == (0, 1, 1)
+
+
+def test_stat_names():
+    assert len(STAT_NAMES) == 12 and STAT_NAMES[0] == "mAP"
+
+
+def test_default_ranges_too_large_is_clear():
+    gt, dets = perfect_case()
+    with pytest.raises(ValueError, match=r"ranking has 5 classes"):
+        evaluate(gt, dets)
