@@ -155,7 +155,7 @@ class RepeatFactorSampler(_EpochSampler):
         return (rng.permutation(indices) if self.shuffle else indices).tolist()
 
     def __len__(self) -> int:
-        return int(round(self.expected_length))
+        return round(self.expected_length)
 
 
 class ClassAwareSampler(_EpochSampler):
@@ -243,7 +243,7 @@ class HeadDownsampleSampler(_EpochSampler):
         return (rng.permutation(kept) if self.shuffle else kept).tolist()
 
     def __len__(self) -> int:
-        return int(round(self.expected_length))
+        return round(self.expected_length)
 
 
 _BUILDERS = {
