@@ -1,0 +1,66 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Scaling object detection to more categories
+#
+# In 2019 the ByteDance AI Lab team (Y. Lu, B. Xiao, Z. Gong, X. Zhang, H. Guo, L. Wen) entered
+# the Objects365 detection challenge with a talk titled *Scaling Object Detection up to More
+# Categories*. Objects365 has 365 classes instead of COCO's 80 and about 600k training images
+# instead of 110k, but its class distribution has a far longer tail: the most frequent class
+# has over two million boxes, the rarest a few dozen. A detector that scores 44.7 mAP on COCO
+# (Cascade R-CNN, ResNeXt-101 64x4d, FPN, deformable convolutions) reached only 29.5 on
+# Objects365, and 39 of the 65 rarest classes (ranks 301-365) had an AP of zero.
+#
+# The team tried two remedies for the tail, **expert models** fine-tuned on a class-rank range
+# and **data resampling** that down-samples the head classes, then stacked the usual tricks
+# (a better pre-trained backbone, multi-scale training and testing, soft-NMS, ensembles) and
+# pre-trained the 65-class *tiny track* on the full track.
+#
+# This book reproduces each step with one library, `o365lib`, at three scales chosen by a
+# parameter profile: `smoke` (CI, minutes), `default` (an embedded synthetic long-tailed
+# data set with 365 classes, the whole book on a laptop CPU in half an hour) and
+# `gpu` / `objects365` (the seed's recipe on real Objects365 files you provide).
+#
+# **How to use it.** Every chapter is a notebook that runs alone: it generates the data or
+# trains the models it needs when they are missing, and writes its results and the exact
+# parameters it ran with under `results/<profile>/<chapter>/`. Run one with papermill, e.g.
+# `papermill book/03_experts.ipynb out.ipynb -p profile default -p classes 301-365`, or the
+# whole book with `make book`. The chapters:
+#
+# ```{tableofcontents}
+# ```
+
+# %% tags=["parameters"]
+profile = "default"
+
+# %% tags=["hide-input"]
+import o365lib.book
+
+ctx = o365lib.book.setup_chapter("00_intro", profile=profile)
+
+# %% [markdown]
+# ## Results at a glance
+#
+# Our numbers (profile shown below) next to the seed's on Objects365 v1 val. Rows no chapter
+# has measured yet read "not run". The synthetic data is much smaller than Objects365, so
+# compare directions and gaps, not absolute values.
+
+# %% tags=["remove-input"]
+o365lib.book.report.markdown("Profile **{profile}**, results read from `{folder}`.",
+                             profile=ctx.profile, folder=ctx.profile_dir.relative_to(ctx.root))
+
+# %% tags=["remove-input"]
+o365lib.book.report.results_summary(ctx.profile_dir)

@@ -1,0 +1,64 @@
+"""Sphinx extension: render executed copies of the chapters when a run has produced them.
+
+The committed notebooks in ``book/`` carry no outputs (they are what users open and what
+reviewers diff). The runner writes executed copies to ``_build/executed/<profile>/``. When
+Sphinx reads a notebook page, this extension substitutes the executed copy of the same name if
+one exists and still matches the committed cells; otherwise the committed notebook is rendered
+as it is. So ``jupyter-book build book`` builds on a fresh clone (no outputs, no warnings) and
+shows the results after a run.
+
+Which executed copies: ``$O365BOOK_EXECUTED_DIR`` (set by the runner), else
+``_build/executed/$O365BOOK_PROFILE``, else ``_build/executed/<o365book_profile>`` from
+``_config.yml`` (default ``default``), relative to the project root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+from sphinx.util import logging
+
+LOGGER = logging.getLogger(__name__)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def executed_dir(app) -> Path:
+    """The folder of executed notebooks this build renders."""
+    explicit = os.environ.get("O365BOOK_EXECUTED_DIR")
+    if explicit:
+        return Path(explicit)
+    profile = os.environ.get("O365BOOK_PROFILE") or app.config.o365book_profile
+    return PROJECT_ROOT / "_build" / "executed" / profile
+
+
+def _cells(notebook) -> list[tuple]:
+    """Cell types and sources, without papermill's injected-parameters cell."""
+    return [(c.cell_type, c.source.strip("\n")) for c in notebook.cells
+            if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+
+
+def _swap_source(app, docname: str, source: list) -> None:
+    path = app.env.doc2path(docname)
+    if not str(path).endswith(".ipynb"):
+        return
+    candidate = executed_dir(app) / f"{Path(docname).name}.ipynb"
+    app.env.note_dependency(str(candidate))  # a later run re-reads the page
+    if not candidate.is_file():
+        return
+    committed = nbformat.reads(source[0], as_version=4)
+    executed_text = candidate.read_text(encoding="utf8")
+    executed = nbformat.reads(executed_text, as_version=4)
+    if _cells(executed) != _cells(committed):
+        LOGGER.warning(f"{candidate} does not match the committed {docname}.ipynb (re-run the chapter); "
+                       "rendering the committed notebook without outputs",
+                       type="o365book", subtype="stale_notebook", location=docname)
+        return
+    source[0] = executed_text
+
+
+def setup(app):
+    app.add_config_value("o365book_profile", "default", "env")
+    app.connect("source-read", _swap_source)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

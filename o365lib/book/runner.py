@@ -1,0 +1,167 @@
+"""The book runner: execute chapters with papermill, then build the HTML with Jupyter Book.
+
+``python -m o365lib.book run --profile default [--chapters 01 03]``:
+
+1. each chapter source ``book/NN_name.py`` becomes a notebook in ``_build/notebooks/``
+   (the paired sources are never written);
+2. papermill runs it with the ``python3`` kernel, ``profile`` and the chapter's parameter file
+   ``parameters/chapters/NN_name.yaml`` as parameters, into ``_build/executed/<profile>/``;
+   the chapter itself writes its results and ``parameters.json`` under ``results/<profile>/``;
+3. the intro (``00_*``) runs last, since it summarises the other chapters' metrics;
+4. ``jupyter-book build book -W -n --keep-going --all`` renders the book into ``_build/html``;
+   the local Sphinx extension ``book/_ext/executed_notebooks.py`` swaps each committed,
+   output-free notebook for its executed copy (``O365BOOK_EXECUTED_DIR``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from o365lib.book.notebooks import chapter_sources, source_to_notebook
+from o365lib.book.profiles import chapter_parameters, profile_path, project_root
+
+#: Environment variable the Sphinx extension reads to find the executed notebooks.
+EXECUTED_ENV = "O365BOOK_EXECUTED_DIR"
+
+
+@dataclass
+class ChapterRun:
+    """The outcome of one chapter execution."""
+
+    chapter: str
+    executed: str
+    seconds: float
+    ok: bool
+    error: str = ""
+
+
+def order_chapters(sources: list[Path]) -> list[Path]:
+    """Chapters in run order: numbered chapters first, the intro (``00_*``) last."""
+    intro = [s for s in sources if s.name.startswith("00_")]
+    return [s for s in sources if s not in intro] + intro
+
+
+def select_chapters(sources: list[Path], wanted: list[str] | None) -> list[Path]:
+    """The sources named by ``wanted`` (``"03"`` or ``"03_experts"``), in run order; all if None.
+
+    The intro is always added (last): it shows the summary of whatever has run.
+    """
+    ordered = order_chapters(sources)
+    if not wanted:
+        return ordered
+    chosen = []
+    for item in wanted:
+        item = str(item).removesuffix(".py").removesuffix(".ipynb")
+        match = [s for s in ordered if s.stem == item or s.stem.split("_", 1)[0] == item]
+        if not match:
+            raise ValueError(f"no chapter {item!r}; chapters: {[s.stem for s in ordered]}")
+        chosen += [m for m in match if m not in chosen]
+    chosen += [s for s in ordered if s.name.startswith("00_") and s not in chosen]
+    return [s for s in ordered if s in chosen]
+
+
+def execute_chapter(source: Path, *, profile: str, build_dir: Path, root: Path,
+                    kernel_name: str = "python3", log_output: bool = False) -> ChapterRun:
+    """Run one chapter with papermill; returns a :class:`ChapterRun` (it never raises on cell errors)."""
+    import papermill
+
+    profile_name = profile_path(profile, root=root).stem
+    notebook = source_to_notebook(source, build_dir / "notebooks" / f"{source.stem}.ipynb")
+    executed = build_dir / "executed" / profile_name / f"{source.stem}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    parameters = {**chapter_parameters(source.stem, root=root), "profile": profile}
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(notebook), str(executed), parameters=parameters,
+                                   kernel_name=kernel_name, cwd=str(root), progress_bar=False,
+                                   log_output=log_output)
+    except Exception as exc:  # papermill's error names the failing cell; keep it for the report
+        return ChapterRun(source.stem, str(executed), time.perf_counter() - start, False,
+                          f"{type(exc).__name__}: {str(exc)[-2000:]}")
+    return ChapterRun(source.stem, str(executed), time.perf_counter() - start, True)
+
+
+def jupyter_book_command() -> list[str]:
+    """The ``jupyter-book`` executable of this Python environment."""
+    local = Path(sys.executable).with_name("jupyter-book")
+    found = str(local) if local.exists() else shutil.which("jupyter-book")
+    if not found:
+        raise FileNotFoundError("jupyter-book is not installed: pip install -e '.[book]'")
+    return [found]
+
+
+def build_html(*, root: Path, executed_dir: Path | None, output_root: Path | None = None,
+               strict: bool = True) -> subprocess.CompletedProcess:
+    """``jupyter-book build book`` (warnings as errors when ``strict``); HTML in ``<output_root>/_build/html``.
+
+    ``executed_dir`` holds the executed notebooks to render (None: the committed ones only).
+    """
+    command = jupyter_book_command() + ["build", str(root / "book"), "--all"]
+    if strict:
+        command += ["-W", "-n", "--keep-going"]
+    if output_root is not None:
+        command += ["--path-output", str(output_root)]
+    env = dict(os.environ)
+    env[EXECUTED_ENV] = str(executed_dir) if executed_dir else str(root / "_build" / "no-executed")
+    return subprocess.run(command, cwd=root, env=env, text=True, capture_output=True)
+
+
+def run_book(*, profile: str = "default", chapters: list[str] | None = None, build: bool = True,
+             output_root: str | Path | None = None, keep_going: bool = False,
+             log_output: bool = False, echo=print) -> int:
+    """Execute the chosen chapters, then build the book; returns a process exit code.
+
+    ``output_root`` (default: the project root) receives ``_build/{notebooks,executed,html}``.
+    Stops at the first failing chapter unless ``keep_going``; never builds after a failure.
+    """
+    root = project_root()
+    out = Path(output_root).resolve() if output_root else root
+    build_dir = out / "_build"
+    profile_name = profile_path(profile, root=root).stem
+    selected = select_chapters(chapter_sources(root / "book"), chapters)
+    env_root = os.environ.get("O365BOOK_ROOT")
+    os.environ["O365BOOK_ROOT"] = str(root)  # the kernels resolve paths against it
+    runs: list[ChapterRun] = []
+    try:
+        for source in selected:
+            echo(f"[o365book] {source.stem}: running with profile {profile_name} ...")
+            run = execute_chapter(source, profile=profile, build_dir=build_dir, root=root,
+                                  log_output=log_output)
+            runs.append(run)
+            echo(f"[o365book] {source.stem}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s"
+                 + ("" if run.ok else f"\n{run.error}\n  partial notebook: {run.executed}"))
+            if not run.ok and not keep_going:
+                break
+    finally:
+        if env_root is None:
+            os.environ.pop("O365BOOK_ROOT", None)
+        else:
+            os.environ["O365BOOK_ROOT"] = env_root
+    executed_dir = build_dir / "executed" / profile_name
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    (executed_dir / "run.json").write_text(json.dumps(
+        {"profile": profile, "chapters": [asdict(r) for r in runs],
+         "total_seconds": sum(r.seconds for r in runs)}, indent=1))
+    failed = [r.chapter for r in runs if not r.ok]
+    if failed:
+        echo(f"[o365book] failed chapters: {failed}; the book was not built")
+        return 1
+    if not build:
+        return 0
+    echo("[o365book] building the book (warnings are errors) ...")
+    start = time.perf_counter()
+    result = build_html(root=root, executed_dir=executed_dir, output_root=out if output_root else None)
+    echo(result.stdout[-3000:] if result.returncode else result.stdout[-600:])
+    if result.returncode:
+        echo(result.stderr[-6000:])
+        echo(f"[o365book] jupyter-book build failed (exit {result.returncode})")
+        return result.returncode
+    echo(f"[o365book] book built in {time.perf_counter() - start:.1f} s: {build_dir / 'html' / 'index.html'}")
+    return 0
