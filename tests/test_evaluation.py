@@ -220,3 +220,50 @@ def test_default_ranges_too_large_is_clear():
     gt, dets = perfect_case()
     with pytest.raises(ValueError, match=r"ranking has 5 classes"):
         evaluate(gt, dets)
+
+
+# ---------------------------------------------------------------- figures (o365lib.viz.eval_plots)
+
+def test_eval_plots_build_from_evaluate_outputs(tmp_path):
+    import plotly.graph_objects as go
+
+    from o365lib.viz.eval_plots import (
+        plot_ap_change,
+        plot_class_distribution_compare,
+        plot_loss_curve,
+        plot_per_class_ap,
+        plot_range_bars,
+    )
+
+    gt, dets = perfect_case()
+    ranking = {10: 1, 20: 2, 30: 3, 40: 4, 50: 5}
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    before = evaluate(gt, dets[:4], ranges=("1-2", "3-5"))
+    after = evaluate(gt, dets, ranges=("1-2", "3-5"))
+    before_df, after_df = per_class_table(before, ranking, names), per_class_table(after, ranking, names)
+
+    fig = plot_per_class_ap(after_df, counts={10: 4, 20: 3, 30: 2, 40: 1, 50: 0}, ranges=("1-2", "3-5"))
+    assert isinstance(fig, go.Figure)
+    assert list(fig.data[0].y[:4]) == [100.0, 100.0, 0.0, 0.0]
+    assert fig.data[1].yaxis == "y2" and any("1-2: mAP 100.0" in a.text for a in fig.layout.annotations)
+
+    change = plot_ap_change(before_df, after_df, title="expert")
+    assert list(change.data[0].y) == [0.0, 100.0, 0.0, 0.0]
+    assert list(change.data[0].marker.color) == ["#9e9e9e", "#2ca02c", "#9e9e9e", "#9e9e9e"]
+    assert "1 of 4 classes improved" in change.layout.title.text
+
+    bars = plot_range_bars({"baseline": before, "expert": after}, seed={"expert": {"overall": 30.7}})
+    assert [t.name for t in bars.data] == ["baseline", "expert", "expert (seed)"]
+    assert list(bars.data[1].x) == ["overall", "1-2", "3-5"] and bars.data[1].y[1] == 100.0
+    assert bars.data[2].y[0] == 30.7 and bars.data[2].offsetgroup == "expert"
+
+    dist = plot_class_distribution_compare({"uniform": {10: 4.0, 20: 0.0}}, {10: 1, 20: 2})
+    assert dist.layout.yaxis.type == "log" and list(dist.data[0].y) == [4.0, None]
+
+    path = tmp_path / "losses.json"
+    path.write_text(json.dumps([{"iteration": 1, "loss": 2.0, "loss_cls": 1.5, "lr": 0.1},
+                                {"iteration": 2, "loss": 1.0, "loss_cls": 0.5, "lr": 0.1}]))
+    loss = plot_loss_curve(path, smooth=0.5)
+    assert [t.name for t in loss.data] == ["loss", "loss (EMA 0.5)", "loss_cls", "loss_cls (EMA 0.5)"]
+    assert list(loss.data[1].y) == [2.0, 1.5] and list(loss.data[0].x) == [1.0, 2.0]
+    assert list(plot_loss_curve([3.0, 2.0]).data[0].y) == [3.0, 2.0]

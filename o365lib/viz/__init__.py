@@ -1,0 +1,7 @@
+from o365lib.viz.eval_plots import (
+    plot_ap_change,
+    plot_class_distribution_compare,
+    plot_loss_curve,
+    plot_per_class_ap,
+    plot_range_bars,
+)
