@@ -1,0 +1,124 @@
+"""Long-tail statistics and class-range subsets of a COCO data set.
+
+``tail_stats`` is the per-class table behind the talk's "class instance distribution" plot,
+``imbalance_table`` its COCO-vs-Objects365 max/min table with the data set in use added,
+``subset_by_ranks`` cuts the images of a class-rank range (expert training sets, the tiny
+track) without renumbering anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from o365lib.data.ranking import (
+    _as_dataset,
+    class_ranks,
+    instance_counts,
+    parse_class_range,
+    ranks_to_category_ids,
+)
+
+__all__ = ["SEED_IMBALANCE", "example_image_ids", "imbalance_table", "subset_by_ranks", "tail_stats"]
+
+# The talk's table (Objects365 V1 train vs COCO train): max/min training instances per class.
+SEED_IMBALANCE: dict[str, dict[str, int]] = {
+    "COCO": {"Max #Instance": 262465, "Min #Instance": 198, "Max / Min": 1326},
+    "Objects365": {"Max #Instance": 2120895, "Min #Instance": 28, "Max / Min": 75746},
+}
+
+
+def tail_stats(dataset: Any, *, ranking: Mapping[int, int] | None = None) -> pd.DataFrame:
+    """Per-class statistics sorted by rank.
+
+    Columns: ``category_id``, ``name``, ``rank``, ``instances`` (annotations), ``images``
+    (images containing the class), plus ``style`` when the categories carry one (the
+    synthetic data set does). ``ranking`` defaults to the ranking of ``dataset`` itself; pass
+    the training ranking to describe a val split in training-rank order.
+    """
+    data = _as_dataset(dataset)
+    counts = instance_counts(data)
+    images: dict[int, set[int]] = {cid: set() for cid in counts}
+    for ann in data["annotations"]:
+        images[int(ann["category_id"])].add(int(ann["image_id"]))
+    ranking = dict(ranking) if ranking is not None else class_ranks(data)
+    missing = [cid for cid in counts if cid not in ranking]
+    if missing:
+        raise ValueError(f"ranking has no rank for category ids {sorted(missing)[:10]}")
+    has_style = any("style" in c for c in data["categories"])
+    rows = []
+    for cat in data["categories"]:
+        cid = int(cat["id"])
+        row = {"category_id": cid, "name": cat["name"], "rank": int(ranking[cid]),
+               "instances": counts[cid], "images": len(images[cid])}
+        if has_style:
+            row["style"] = cat.get("style", "")
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("rank", kind="stable").reset_index(drop=True)
+
+
+def imbalance_table(dataset: Any, name: str = "this data") -> pd.DataFrame:
+    """The talk's class-imbalance table with ``dataset`` as a third column.
+
+    Rows ``"Max #Instance"``, ``"Min #Instance"``, ``"Max / Min"`` (rounded); columns
+    ``"COCO"``, ``"Objects365"`` (the seed's numbers) and ``name``. The minimum is taken over
+    classes with at least one instance (a class with none would make the ratio infinite).
+    """
+    counts = [n for n in instance_counts(dataset).values() if n > 0]
+    if not counts:
+        raise ValueError("imbalance_table: the data set has no annotations")
+    hi, lo = max(counts), min(counts)
+    columns = dict(SEED_IMBALANCE)
+    columns[name] = {"Max #Instance": hi, "Min #Instance": lo, "Max / Min": round(hi / lo)}
+    return pd.DataFrame(columns).loc[["Max #Instance", "Min #Instance", "Max / Min"]]
+
+
+def subset_by_ranks(
+    dataset: Any,
+    *,
+    ranks: Iterable[int] | str,
+    ranking: Mapping[int, int],
+    keep_other_annotations: bool = False,
+) -> dict:
+    """COCO dict of the images containing at least one annotation of the given class ranks.
+
+    ``ranks`` is a list of 1-based ranks or a range spec (``"301-365"``, see
+    :func:`parse_class_range`). Image ids, annotation ids and the category list are kept
+    unchanged (so results and ground truth stay comparable with the full set). Annotations of
+    other classes in the kept images are dropped unless ``keep_other_annotations``.
+    """
+    data = _as_dataset(dataset)
+    if isinstance(ranks, (str, int)):
+        ranks = parse_class_range(ranks, len(ranking))
+    wanted = set(ranks_to_category_ids(ranks, ranking))
+    keep_images = {int(a["image_id"]) for a in data["annotations"] if int(a["category_id"]) in wanted}
+    anns = [a for a in data["annotations"] if int(a["image_id"]) in keep_images
+            and (keep_other_annotations or int(a["category_id"]) in wanted)]
+    out = {k: v for k, v in data.items() if k not in ("images", "annotations", "categories")}
+    out["images"] = [img for img in data["images"] if int(img["id"]) in keep_images]
+    out["annotations"] = anns
+    out["categories"] = list(data["categories"])
+    return out
+
+
+def example_image_ids(dataset: Any, category_ids: Iterable[int], *, per_class: int = 1) -> list[int]:
+    """Pick ``per_class`` example images for each category (for head/tail example plots).
+
+    Images are chosen deterministically: for each class, those with the most instances of
+    it first (ties by smaller image id); an image already picked is not repeated. Classes
+    with no images are skipped.
+    """
+    data = _as_dataset(dataset)
+    per_image: dict[int, dict[int, int]] = {}
+    for ann in data["annotations"]:
+        cnt = per_image.setdefault(int(ann["category_id"]), {})
+        cnt[int(ann["image_id"])] = cnt.get(int(ann["image_id"]), 0) + 1
+    picked: list[int] = []
+    for cid in category_ids:
+        cnt = per_image.get(int(cid), {})
+        candidates = sorted(cnt, key=lambda iid: (-cnt[iid], iid))
+        chosen = [iid for iid in candidates if iid not in picked][:per_class]
+        picked.extend(chosen)
+    return picked

@@ -1,0 +1,253 @@
+"""The synthetic data set's plan: categories, long-tailed counts and image layouts (no pixels).
+
+Planning is separate from rendering so the statistics (365 classes, max/min, val coverage, the
+65-class tiny track) can be checked in milliseconds without drawing a single image.
+
+The training distribution imitates Objects365's: a power law over ranks 1..300 (a steep head
+then a long, slowly decaying tail) and ranks 301..365 decaying log-linearly to a handful of
+instances. Category ids are assigned by name order while ranks come from a seeded
+permutation, so id order is *not* rank order and code that maps classes by position fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from o365lib.data.synthetic_render import COLOURS, SHAPE_ASPECT, SHAPES, TEXTURES
+
+__all__ = [
+    "NUM_CLASSES",
+    "PROFILES",
+    "SPLITS",
+    "TINY_RANKS",
+    "SyntheticPlan",
+    "SyntheticProfile",
+    "build_categories",
+    "plan_dataset",
+    "train_counts",
+]
+
+NUM_CLASSES = 365
+HEAD_RANKS = 300  # ranks 1..300 follow the power law, 301..365 are the tiny-track tail
+TINY_RANKS = (301, 365)
+SPLITS = ("train", "val", "test", "tiny_train", "tiny_val", "tiny_test")
+STYLES = ("normal", "small_clustered", "large_plain")
+# object side length ranges in pixels (before the per-shape aspect ratio), by style
+_SIZES = {"normal": (14.0, 44.0), "small_clustered": (7.0, 12.0), "large_plain": (56.0, 92.0)}
+
+
+@dataclass(frozen=True)
+class SyntheticProfile:
+    """Sizes of one generated data set (see :data:`PROFILES`)."""
+
+    image_size: int
+    head_instances: int  # training instances of rank 1
+    head_power: float  # n(r) = head_instances * r ** -head_power for r <= 300
+    tail_from: int  # ranks 301..365 decay log-linearly from tail_from ...
+    tail_to: int  # ... down to tail_to training instances
+    eval_min_per_class: int  # val/test instances of every class (full track) ...
+    eval_extra: int  # ... plus this many more, shared in proportion to training frequency
+    tiny_train_from: int  # tiny-track training instances: tiny rank 1 ...
+    tiny_train_to: int  # ... down to tiny rank 65 (log-linear)
+    tiny_eval_per_class: int  # tiny val/test instances of every class
+    max_objects: int = 12  # objects per image are 1..max_objects
+
+
+PROFILES: dict[str, SyntheticProfile] = {
+    "smoke": SyntheticProfile(image_size=128, head_instances=250, head_power=1.0, tail_from=2, tail_to=1,
+                              eval_min_per_class=2, eval_extra=0, tiny_train_from=8, tiny_train_to=3,
+                              tiny_eval_per_class=2),
+    "default": SyntheticProfile(image_size=128, head_instances=3200, head_power=1.0, tail_from=10, tail_to=3,
+                                eval_min_per_class=10, eval_extra=730, tiny_train_from=70, tiny_train_to=18,
+                                tiny_eval_per_class=12),
+}
+
+
+@dataclass
+class SyntheticPlan:
+    """Everything but the pixels: COCO dicts per split, categories, the planned ranking."""
+
+    profile: str
+    seed: int
+    image_size: int
+    categories: list[dict]  # sorted by id, with extras shape/colour/texture/style
+    ranking: dict[int, int]  # category id -> rank (equals class_ranks of the train split)
+    splits: dict[str, dict]  # split name -> COCO dict (file_name relative to images/)
+
+
+def _log_linear(start: float, stop: float, n: int) -> np.ndarray:
+    return np.rint(np.exp(np.linspace(np.log(start), np.log(stop), n))).astype(int)
+
+
+def train_counts(profile: SyntheticProfile) -> np.ndarray:
+    """Planned training instances by rank (index 0 = rank 1); non-increasing."""
+    ranks = np.arange(1, HEAD_RANKS + 1, dtype=float)
+    head = np.maximum(np.rint(profile.head_instances * ranks**-profile.head_power).astype(int),
+                      profile.tail_from)
+    tail = _log_linear(profile.tail_from, profile.tail_to, NUM_CLASSES - HEAD_RANKS)
+    counts = np.concatenate([head, tail])
+    if head[-1] <= tail[0]:  # ranks 301..365 must be exactly the 65 rarest classes
+        counts[:HEAD_RANKS] += 1
+    return counts
+
+
+def _rng(seed: int, tag: int) -> np.random.Generator:
+    """An independent stream per purpose, so resizing one split never changes another."""
+    return np.random.default_rng([int(seed), tag])
+
+
+def build_categories(seed: int) -> tuple[list[dict], dict[int, int]]:
+    """The 365 categories (ids 1..365 in name order) and their planned ranks.
+
+    Names are "colour texture shape" compositions; ``supercategory`` is the shape. Which of the
+    8*8*6 = 384 compositions are left out is fixed; ranks and styles depend on ``seed``.
+    """
+    combos = list(itertools.product(SHAPES, COLOURS, TEXTURES))
+    dropped = set(np.random.default_rng(365).choice(len(combos), len(combos) - NUM_CLASSES, replace=False))
+    combos = [c for i, c in enumerate(combos) if i not in dropped]
+    rng = _rng(seed, 1)
+    order = rng.permutation(NUM_CLASSES)  # order[rank - 1] = index of the category holding that rank
+    ranking = {int(order[r]) + 1: r + 1 for r in range(NUM_CLASSES)}
+    # styles: the tail gets an exact 13/13/39 mix of hard (small, clustered) and easy (large, plain)
+    tail = ["small_clustered"] * 13 + ["large_plain"] * 13 + ["normal"] * 39
+    tail = [tail[i] for i in rng.permutation(len(tail))]
+    head = rng.choice(STYLES, size=HEAD_RANKS, p=[0.7, 0.15, 0.15]).tolist()
+    head = ["normal" if r < 150 and s == "large_plain" else s for r, s in enumerate(head)]  # no huge image counts
+    style_by_rank = head + tail
+    categories = []
+    for idx, (shape, colour, texture) in enumerate(combos):
+        cid = idx + 1
+        categories.append({"id": cid, "name": f"{colour} {texture} {shape}", "supercategory": shape,
+                           "shape": shape, "colour": colour, "texture": texture,
+                           "style": style_by_rank[ranking[cid] - 1]})
+    return categories, ranking
+
+
+def _instance_size(rng: np.random.Generator, shape: str, style: str, image_size: int) -> tuple[int, int]:
+    lo, hi = _SIZES[style]
+    side = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    aspect = SHAPE_ASPECT[shape] * float(np.exp(rng.uniform(-0.12, 0.12)))
+    w = int(np.clip(round(side * np.sqrt(aspect)), 4, image_size - 2))
+    h = int(np.clip(round(side / np.sqrt(aspect)), 4, image_size - 2))
+    return w, h
+
+
+def _fits(box: tuple[int, int, int, int], placed: list[tuple[int, int, int, int]]) -> bool:
+    """Mild overlap only: at most 25% of the smaller box may be covered."""
+    x, y, w, h = box
+    for px, py, pw, ph in placed:
+        iw = min(x + w, px + pw) - max(x, px)
+        ih = min(y + h, py + ph) - max(y, py)
+        if iw > 0 and ih > 0 and iw * ih > 0.25 * min(w * h, pw * ph):
+            return False
+    return True
+
+
+def _place_group(rng, group, cats, size, placed, tries=25):
+    """Positions for one group (a cluster or a single instance) in an image, or None."""
+    cid, n = group
+    cat = cats[cid]
+    boxes: list[tuple[int, int, int, int]] = []
+    centre = rng.uniform(0.2, 0.8, size=2) * size
+    for _ in range(n):
+        w, h = _instance_size(rng, cat["shape"], cat["style"], size)
+        for _ in range(tries):
+            if cat["style"] == "small_clustered":  # near the cluster centre
+                x = int(np.clip(round(centre[0] + rng.normal(0, 9) - w / 2), 0, size - w))
+                y = int(np.clip(round(centre[1] + rng.normal(0, 9) - h / 2), 0, size - h))
+            else:
+                x, y = int(rng.integers(0, size - w + 1)), int(rng.integers(0, size - h + 1))
+            if _fits((x, y, w, h), placed + boxes):
+                boxes.append((x, y, w, h))
+                break
+        else:
+            return None
+    return boxes
+
+
+def _layout(rng, counts: dict[int, int], cats: dict[int, dict], profile: SyntheticProfile) -> list[list]:
+    """Pack the instances of every class into images: a list of images, each a list of (cid, box)."""
+    groups = []
+    for cid in sorted(counts):
+        n = counts[cid]
+        while n > 0:
+            k = min(n, int(rng.integers(3, 7))) if cats[cid]["style"] == "small_clustered" else 1
+            groups.append((cid, k))
+            n -= k
+    groups = [groups[i] for i in rng.permutation(len(groups))]
+    images: list[list] = []
+    current: list = []
+    target = int(rng.integers(1, profile.max_objects + 1))
+    for group in groups:
+        boxes = None
+        if len(current) + group[1] <= profile.max_objects:
+            boxes = _place_group(rng, group, cats, profile.image_size, [b for _, b in current])
+        if boxes is None:  # start a new image; an empty image always takes one group
+            images.append(current)
+            current, target = [], int(rng.integers(1, profile.max_objects + 1))
+            boxes = _place_group(rng, group, cats, profile.image_size, [], tries=1000)
+            if boxes is None:  # pragma: no cover - a cluster of <= 6 small boxes always fits
+                raise RuntimeError(f"could not place {group} in an empty image")
+        current.extend((group[0], b) for b in boxes)
+        if len(current) >= target:
+            images.append(current)
+            current, target = [], int(rng.integers(1, profile.max_objects + 1))
+    images.append(current)
+    return [img for img in images if img]
+
+
+def _eval_counts(train: dict[int, int], profile: SyntheticProfile) -> dict[int, int]:
+    total = sum(train.values())
+    return {cid: profile.eval_min_per_class + round(profile.eval_extra * n / total) for cid, n in train.items()}
+
+
+def plan_dataset(profile: str | SyntheticProfile = "default", seed: int = 0) -> SyntheticPlan:
+    """Plan every split of the synthetic data set; deterministic in ``(profile, seed)``."""
+    name = profile if isinstance(profile, str) else "custom"
+    if isinstance(profile, str):
+        if profile not in PROFILES:
+            raise ValueError(f"unknown synthetic profile {profile!r}; known: {sorted(PROFILES)}")
+        profile = PROFILES[profile]
+    categories, ranking = build_categories(seed)
+    cats = {c["id"]: c for c in categories}
+    n_train = train_counts(profile)
+    train = {cid: int(n_train[ranking[cid] - 1]) for cid in cats}
+    # re-rank equal counts by smaller id, so the plan's ranking equals class_ranks(train split)
+    by_rank = sorted(cats, key=lambda cid: (-train[cid], cid))
+    ranking = {cid: rank for rank, cid in enumerate(by_rank, start=1)}
+    tiny_ids = by_rank[TINY_RANKS[0] - 1:TINY_RANKS[1]]
+    tiny_n = _log_linear(profile.tiny_train_from, profile.tiny_train_to, len(tiny_ids))
+    split_counts = {
+        "train": train,
+        "val": _eval_counts(train, profile),
+        "test": _eval_counts(train, profile),
+        "tiny_train": {cid: int(n) for cid, n in zip(tiny_ids, tiny_n)},
+        "tiny_val": {cid: profile.tiny_eval_per_class for cid in tiny_ids},
+        "tiny_test": {cid: profile.tiny_eval_per_class for cid in tiny_ids},
+    }
+    splits: dict[str, dict] = {}
+    next_image, next_ann = 1, 1
+    for tag, split in enumerate(SPLITS, start=10):
+        rng = _rng(seed, tag)
+        split_cats = categories if not split.startswith("tiny") else [cats[c] for c in sorted(tiny_ids)]
+        if split in ("val", "test", "tiny_val", "tiny_test"):  # list order differs from train, like Objects365 V1
+            split_cats = [split_cats[i] for i in rng.permutation(len(split_cats))]
+        images, annotations = [], []
+        for objects in _layout(rng, split_counts[split], cats, profile):
+            images.append({"id": next_image, "file_name": f"{split}_{next_image:06d}.png",
+                           "width": profile.image_size, "height": profile.image_size})
+            for cid, (x, y, w, h) in objects:
+                annotations.append({"id": next_ann, "image_id": next_image, "category_id": cid,
+                                    "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
+                next_ann += 1
+            next_image += 1
+        splits[split] = {
+            "info": {"description": "o365lib synthetic long-tailed detection data", "profile": name,
+                     "seed": int(seed), "split": split},
+            "images": images, "annotations": annotations, "categories": [dict(c) for c in split_cats],
+        }
+    return SyntheticPlan(profile=name, seed=int(seed), image_size=profile.image_size,
+                         categories=categories, ranking=ranking, splits=splits)
