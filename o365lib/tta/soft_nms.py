@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["soft_nms", "box_iou_matrix"]
+__all__ = ["box_iou_matrix", "soft_nms"]
 
 _METHODS = ("gaussian", "linear")
 # Elements of one bucket's decay matrices [G, n, n] (float64): 32 MB.
@@ -57,25 +57,32 @@ def box_iou_matrix(boxes: torch.Tensor) -> torch.Tensor:
     """
     x1, y1, x2, y2 = boxes.unbind(-1)
     area = (x2 - x1) * (y2 - y1)
-    iw = (torch.minimum(x2[..., :, None], x2[..., None, :])
-          - torch.maximum(x1[..., :, None], x1[..., None, :])).clamp_(min=0)
-    ih = (torch.minimum(y2[..., :, None], y2[..., None, :])
-          - torch.maximum(y1[..., :, None], y1[..., None, :])).clamp_(min=0)
+    iw = (
+        torch.minimum(x2[..., :, None], x2[..., None, :]) - torch.maximum(x1[..., :, None], x1[..., None, :])
+    ).clamp_(min=0)
+    ih = (
+        torch.minimum(y2[..., :, None], y2[..., None, :]) - torch.maximum(y1[..., :, None], y1[..., None, :])
+    ).clamp_(min=0)
     inter = iw * ih
     union = area[..., :, None] + area[..., None, :] - inter
     return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
 
 
 def _validate(boxes, scores, labels, iou_threshold, sigma, method, score_threshold):
-    if not isinstance(boxes, torch.Tensor) or not isinstance(scores, torch.Tensor) \
-            or not isinstance(labels, torch.Tensor):
+    if (
+        not isinstance(boxes, torch.Tensor)
+        or not isinstance(scores, torch.Tensor)
+        or not isinstance(labels, torch.Tensor)
+    ):
         raise TypeError("soft_nms: boxes, scores and labels must be torch tensors")
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"soft_nms: boxes must have shape [N, 4], got {tuple(boxes.shape)}")
     n = boxes.shape[0]
     if scores.shape != (n,) or labels.shape != (n,):
-        raise ValueError(f"soft_nms: scores and labels must have shape [{n}], got "
-                         f"{tuple(scores.shape)} and {tuple(labels.shape)}")
+        raise ValueError(
+            f"soft_nms: scores and labels must have shape [{n}], got "
+            f"{tuple(scores.shape)} and {tuple(labels.shape)}"
+        )
     if method not in _METHODS:
         raise ValueError(f"soft_nms: method must be one of {_METHODS}, got {method!r}")
     if method == "gaussian" and not sigma > 0:
@@ -135,8 +142,9 @@ def _run_bucket(boxes, scores, index, sizes, *, method, iou_threshold, sigma, sc
     g, n = index.shape
     valid = index >= 0
     safe = index.clamp(min=0)
-    weight = _decay_matrix(box_iou_matrix(boxes[safe]), method=method,
-                           iou_threshold=iou_threshold, sigma=sigma)
+    weight = _decay_matrix(
+        box_iou_matrix(boxes[safe]), method=method, iou_threshold=iou_threshold, sigma=sigma
+    )
     flat_weight = weight.reshape(g * n, n)
     current = torch.where(valid, scores[safe], 0.0)
     row_base = torch.arange(g, device=boxes.device) * n
@@ -199,8 +207,15 @@ def soft_nms(
     if candidates.numel() == 0:
         return empty
     b = boxes[candidates].to(torch.float64)
-    b = torch.stack([torch.minimum(b[:, 0], b[:, 2]), torch.minimum(b[:, 1], b[:, 3]),
-                     torch.maximum(b[:, 0], b[:, 2]), torch.maximum(b[:, 1], b[:, 3])], dim=1)
+    b = torch.stack(
+        [
+            torch.minimum(b[:, 0], b[:, 2]),
+            torch.minimum(b[:, 1], b[:, 3]),
+            torch.maximum(b[:, 0], b[:, 2]),
+            torch.maximum(b[:, 1], b[:, 3]),
+        ],
+        dim=1,
+    )
     s = scores[candidates].to(torch.float64)
     lab = labels[candidates]
 
@@ -219,10 +234,19 @@ def soft_nms(
         sel_starts = starts[group_order[lo:hi]]
         sel_sizes = sizes_t[lo:hi]
         pos = sel_starts[:, None] + offsets[None, :]
-        index = torch.where(offsets[None, :] < sel_sizes[:, None],
-                            by_label[pos.clamp(max=by_label.numel() - 1)], -1)
-        idx, vals = _run_bucket(b, s, index, sizes[lo:hi], method=method, iou_threshold=iou_threshold,
-                                sigma=sigma, score_threshold=score_threshold)
+        index = torch.where(
+            offsets[None, :] < sel_sizes[:, None], by_label[pos.clamp(max=by_label.numel() - 1)], -1
+        )
+        idx, vals = _run_bucket(
+            b,
+            s,
+            index,
+            sizes[lo:hi],
+            method=method,
+            iou_threshold=iou_threshold,
+            sigma=sigma,
+            score_threshold=score_threshold,
+        )
         kept_idx.append(idx)
         kept_vals.append(vals)
     idx = torch.cat(kept_idx)

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["weighted_boxes_fusion", "batched_weighted_boxes_fusion", "CONF_TYPES"]
+__all__ = ["CONF_TYPES", "batched_weighted_boxes_fusion", "weighted_boxes_fusion"]
 
 CONF_TYPES = ("avg", "max", "box_and_model_avg", "absent_model_aware_avg")
 
@@ -97,8 +97,10 @@ def weighted_boxes_fusion(
         on the device of the first boxes tensor (CPU for arrays and lists).
     """
     if not (len(boxes_list) == len(scores_list) == len(labels_list)):
-        raise ValueError("weighted_boxes_fusion: boxes_list, scores_list and labels_list differ in length "
-                         f"({len(boxes_list)}, {len(scores_list)}, {len(labels_list)})")
+        raise ValueError(
+            "weighted_boxes_fusion: boxes_list, scores_list and labels_list differ in length "
+            f"({len(boxes_list)}, {len(scores_list)}, {len(labels_list)})"
+        )
     if len(boxes_list) == 0:
         raise ValueError("weighted_boxes_fusion: no models given")
     device = next((b.device for b in boxes_list if isinstance(b, torch.Tensor)), torch.device("cpu"))
@@ -108,17 +110,27 @@ def weighted_boxes_fusion(
         s = _as_tensor(s, torch.float64, device, f"scores_list[{m}]").flatten()
         lab = _as_tensor(lab, torch.float64, device, f"labels_list[{m}]").flatten()
         if not (b.shape[0] == s.numel() == lab.numel()):
-            raise ValueError(f"weighted_boxes_fusion: model {m} has {b.shape[0]} boxes, {s.numel()} "
-                             f"scores and {lab.numel()} labels")
+            raise ValueError(
+                f"weighted_boxes_fusion: model {m} has {b.shape[0]} boxes, {s.numel()} "
+                f"scores and {lab.numel()} labels"
+            )
         boxes.append(b)
         scores.append(s)
         labels.append(lab.to(torch.int64))
         models.append(torch.full((b.shape[0],), m, dtype=torch.int64, device=device))
     out = batched_weighted_boxes_fusion(
-        torch.cat(boxes), torch.cat(scores), torch.cat(labels), model_ids=torch.cat(models),
-        num_models=len(boxes_list), weights=weights, iou_threshold=iou_threshold,
-        skip_box_threshold=skip_box_threshold, conf_type=conf_type, clip_scores=clip_scores,
-        allow_overflow=allow_overflow)
+        torch.cat(boxes),
+        torch.cat(scores),
+        torch.cat(labels),
+        model_ids=torch.cat(models),
+        num_models=len(boxes_list),
+        weights=weights,
+        iou_threshold=iou_threshold,
+        skip_box_threshold=skip_box_threshold,
+        conf_type=conf_type,
+        clip_scores=clip_scores,
+        allow_overflow=allow_overflow,
+    )
     return out[0], out[1], out[2]
 
 
@@ -160,33 +172,62 @@ def batched_weighted_boxes_fusion(
     scores = scores.to(torch.float64).flatten()
     labels = labels.to(torch.int64).flatten()
     model_ids = model_ids.to(device=device, dtype=torch.int64).flatten()
-    image_ids = (torch.zeros_like(labels) if image_ids is None
-                 else image_ids.to(device=device, dtype=torch.int64).flatten())
+    image_ids = (
+        torch.zeros_like(labels)
+        if image_ids is None
+        else image_ids.to(device=device, dtype=torch.int64).flatten()
+    )
     n = boxes.shape[0]
     if not (scores.numel() == labels.numel() == model_ids.numel() == image_ids.numel() == n):
-        raise ValueError("weighted_boxes_fusion: boxes, scores, labels, model_ids and image_ids differ in length")
+        raise ValueError(
+            "weighted_boxes_fusion: boxes, scores, labels, model_ids and image_ids differ in length"
+        )
     if n and (int(model_ids.min()) < 0 or int(model_ids.max()) >= num_models):
         raise ValueError(f"weighted_boxes_fusion: model_ids must be in [0, {num_models})")
     if bool(torch.isnan(scores).any()) or bool(torch.isnan(boxes).any()):
         raise ValueError("weighted_boxes_fusion: boxes or scores contain NaN")
 
     # ensemble-boxes' pre-filter: skip low scores, order corners, clip to [0, 1], skip zero area
-    b = torch.stack([torch.minimum(boxes[:, 0], boxes[:, 2]), torch.minimum(boxes[:, 1], boxes[:, 3]),
-                     torch.maximum(boxes[:, 0], boxes[:, 2]), torch.maximum(boxes[:, 1], boxes[:, 3])],
-                    dim=1).clamp_(0.0, 1.0)
+    b = torch.stack(
+        [
+            torch.minimum(boxes[:, 0], boxes[:, 2]),
+            torch.minimum(boxes[:, 1], boxes[:, 3]),
+            torch.maximum(boxes[:, 0], boxes[:, 2]),
+            torch.maximum(boxes[:, 1], boxes[:, 3]),
+        ],
+        dim=1,
+    ).clamp_(0.0, 1.0)
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     keep = torch.nonzero((scores >= skip_box_threshold) & (area != 0)).flatten()
     if keep.numel() == 0:
-        return (torch.zeros((0, 4), device=device), torch.zeros(0, device=device),
-                torch.zeros(0, dtype=torch.int64, device=device),
-                torch.zeros(0, dtype=torch.int64, device=device))
-    b, area, labels, image_ids, model_ids = b[keep], area[keep], labels[keep], image_ids[keep], model_ids[keep]
+        return (
+            torch.zeros((0, 4), device=device),
+            torch.zeros(0, device=device),
+            torch.zeros(0, dtype=torch.int64, device=device),
+            torch.zeros(0, dtype=torch.int64, device=device),
+        )
+    b, area, labels, image_ids, model_ids = (
+        b[keep],
+        area[keep],
+        labels[keep],
+        image_ids[keep],
+        model_ids[keep],
+    )
     weight = w[model_ids]
     sw = scores[keep] * weight
 
-    fused = _fuse_groups(b, area, sw, weight, model_ids, labels, image_ids, iou_threshold=iou_threshold,
-                        need_models=conf_type in ("box_and_model_avg", "absent_model_aware_avg"),
-                        num_models=num_models)
+    fused = _fuse_groups(
+        b,
+        area,
+        sw,
+        weight,
+        model_ids,
+        labels,
+        image_ids,
+        iou_threshold=iou_threshold,
+        need_models=conf_type in ("box_and_model_avg", "absent_model_aware_avg"),
+        num_models=num_models,
+    )
     f_boxes, conf, count, max_sw, w_sum, models, f_labels, f_images = fused
     # ensemble-boxes stores a merged cluster's score as float32 (singletons keep float64)
     mean = torch.where(count > 1, (conf / count).float().double(), conf)
@@ -209,8 +250,19 @@ def batched_weighted_boxes_fusion(
     return f_boxes[order].float(), f_scores[order].float(), f_labels[order], f_images[order]
 
 
-def _fuse_groups(boxes, area, sw, weight, model_ids, labels, image_ids, *, iou_threshold: float,
-                 need_models: bool, num_models: int):
+def _fuse_groups(
+    boxes,
+    area,
+    sw,
+    weight,
+    model_ids,
+    labels,
+    image_ids,
+    *,
+    iou_threshold: float,
+    need_models: bool,
+    num_models: int,
+):
     """The sequential WBF visit, run for every (image, label) group at once.
 
     Returns per cluster: fused boxes (float64 holding float32 values, like ensemble-boxes),
@@ -287,5 +339,13 @@ def _fuse_groups(boxes, area, sw, weight, model_ids, labels, image_ids, *, iou_t
         rep_area[slot] = (new_rep[:, 2] - new_rep[:, 0]) * (new_rep[:, 3] - new_rep[:, 1])
 
     used = torch.nonzero(sums[:, 1] > 0).flatten()
-    return (rep[used], sums[used, 0], sums[used, 1], max_sw[used], sums[used, 2],
-            models[used] if models is not None else None, labels[used], image_ids[used])
+    return (
+        rep[used],
+        sums[used, 0],
+        sums[used, 1],
+        max_sw[used],
+        sums[used, 2],
+        models[used] if models is not None else None,
+        labels[used],
+        image_ids[used],
+    )
