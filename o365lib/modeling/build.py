@@ -1,0 +1,196 @@
+"""``build_detector``: one call from a few literals to a ready ``CascadeRCNN``.
+
+Two size presets keep the arguments short:
+
+- ``backbone="tiny"``: 128 px images (the CPU book), FPN 64 channels on c3-c5 (strides 8-64),
+  anchors 8-91 px (two sizes per level), RoIAlign with one sample per bin, a small
+  RPN budget (600/300 proposals before/after NMS in training, 300/100 at test), 64 sampled RoIs
+  per image (RoIAlign's CPU backward dominates the step otherwise), a 256-d box head;
+- any ResNet/ResNeXt: the usual 800x1333 Cascade R-CNN settings (FPN 256, anchors 32-512 px,
+  2000/2000 and 1000/1000 proposals, 512 RoIs, a 1024-d box head), anchors scaled down for smaller
+  ``min_size``.
+
+Every preset value can be overridden by a keyword argument; ``None`` means "the preset's value".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+from o365lib.modeling.backbones import BACKBONES, build_backbone
+from o365lib.modeling.cascade import BOX_WEIGHTS, IOU_THRESHOLDS, STAGE_LOSS_WEIGHTS, CascadeRoIHeads
+from o365lib.modeling.detector import CascadeRCNN
+from o365lib.modeling.weights import load_model_weights
+
+IMAGE_MEAN = (0.485, 0.456, 0.406)
+IMAGE_STD = (0.229, 0.224, 0.225)
+
+PRESETS: dict[str, dict] = {
+    "tiny": {
+        "fpn_channels": 64,
+        "min_size": 128,
+        "max_size": 213,
+        "rpn_pre_nms_top_n": (600, 300),
+        "rpn_post_nms_top_n": (300, 100),
+        "rpn_batch_size_per_image": 128,
+        "box_batch_size_per_image": 64,
+        "representation_size": 256,
+        "returned_layers": (2, 3, 4),
+        "anchor_sizes": ((8, 11), (16, 23), (32, 45), (64, 91)),
+        "roi_sampling_ratio": 1,
+    },
+    "resnet": {
+        "fpn_channels": 256,
+        "min_size": 800,
+        "max_size": 1333,
+        "rpn_pre_nms_top_n": (2000, 1000),
+        "rpn_post_nms_top_n": (2000, 1000),
+        "rpn_batch_size_per_image": 256,
+        "box_batch_size_per_image": 512,
+        "representation_size": 1024,
+        "returned_layers": (1, 2, 3, 4),
+        "anchor_sizes": None,
+        "roi_sampling_ratio": 2,
+    },
+}
+
+
+def default_anchor_sizes(min_size: int) -> tuple[tuple[int, ...], ...]:
+    """ResNet anchor sizes for FPN levels P2..P6: 32-512 px from 600 px images up, else 16-256."""
+    base = 16 if min_size <= 600 else 32
+    return tuple((base * 2**level,) for level in range(5))
+
+
+def build_detector(
+    num_classes: int,
+    *,
+    backbone: str = "tiny",
+    dcn: bool = False,
+    fpn_channels: int | None = None,
+    min_size: int | Sequence[int] | None = None,
+    max_size: int | None = None,
+    backbone_weights: str | Path | None = None,
+    weights: str | Path | None = None,
+    norm: str | None = None,
+    trainable_layers: int | None = None,
+    anchor_sizes: Sequence[Sequence[int]] | None = None,
+    aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
+    rpn_pre_nms_top_n: tuple[int, int] | None = None,
+    rpn_post_nms_top_n: tuple[int, int] | None = None,
+    rpn_batch_size_per_image: int | None = None,
+    box_batch_size_per_image: int | None = None,
+    representation_size: int | None = None,
+    roi_output_size: int = 7,
+    roi_sampling_ratio: int | None = None,
+    iou_thresholds: Sequence[float] = IOU_THRESHOLDS,
+    box_weights: Sequence[Sequence[float]] = BOX_WEIGHTS,
+    stage_loss_weights: Sequence[float] = STAGE_LOSS_WEIGHTS,
+    score_thresh: float = 0.05,
+    nms_thresh: float = 0.5,
+    detections_per_img: int = 100,
+) -> CascadeRCNN:
+    """A Cascade R-CNN (3 stages, FPN, RPN) for ``num_classes`` foreground classes (labels 1..K).
+
+    Args:
+        backbone: ``"tiny"`` or a torchvision ResNet/ResNeXt name (see ``BACKBONES``); never downloads.
+        dcn: deformable convolutions in stages c3-c5.
+        backbone_weights: local file with backbone (e.g. ImageNet) weights; missing/mismatched keys
+            raise ``ValueError`` naming the file.
+        weights: local file with a full model (a training checkpoint or a raw state dict), loaded
+            strictly after construction.
+        norm: ``"bn"``, ``"gn"`` or ``"frozen_bn"``; default ``"bn"`` for tiny, ``"frozen_bn"``
+            for a ResNet with ``backbone_weights`` and ``"gn"`` for one trained from scratch.
+        trainable_layers: trainable backbone stages counted from c5 (0..5); default 3 with
+            ``backbone_weights`` (stem and c2 frozen, as usual for pretrained ResNets), else 5.
+        min_size: training/test short side (an int or a tuple; the transform picks among them).
+        rpn_pre_nms_top_n, rpn_post_nms_top_n: (training, testing) proposal counts per FPN level /
+            per image.
+    """
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
+    preset = PRESETS["tiny" if backbone == "tiny" else "resnet"]
+    fpn_channels = fpn_channels or preset["fpn_channels"]
+    min_size = min_size or preset["min_size"]
+    min_sizes = tuple(min_size) if isinstance(min_size, (list, tuple)) else (int(min_size),)
+    max_size = max_size or max(preset["max_size"], round(max(min_sizes) * 1333 / 800))
+    if norm is None:
+        norm = "bn" if backbone == "tiny" else ("frozen_bn" if backbone_weights else "gn")
+    if trainable_layers is None:
+        trainable_layers = 3 if backbone_weights else 5
+    returned_layers = preset["returned_layers"]
+    anchor_sizes = anchor_sizes or preset["anchor_sizes"] or default_anchor_sizes(max(min_sizes))
+    anchor_sizes = tuple(tuple(int(s) for s in level) for level in anchor_sizes)
+    if len(anchor_sizes) != len(returned_layers) + 1 or len({len(a) for a in anchor_sizes}) != 1:
+        raise ValueError(
+            f"anchor_sizes needs {len(returned_layers) + 1} levels (one per FPN level) with the same "
+            f"number of sizes each, got {anchor_sizes}"
+        )
+
+    body = build_backbone(
+        backbone,
+        fpn_channels=fpn_channels,
+        norm=norm,
+        dcn=dcn,
+        weights_path=backbone_weights,
+        trainable_layers=trainable_layers,
+        returned_layers=returned_layers,
+    )
+    anchor_generator = AnchorGenerator(
+        sizes=anchor_sizes,
+        aspect_ratios=(tuple(aspect_ratios),) * len(anchor_sizes),
+    )
+    pre_nms = rpn_pre_nms_top_n or preset["rpn_pre_nms_top_n"]
+    post_nms = rpn_post_nms_top_n or preset["rpn_post_nms_top_n"]
+    rpn = RegionProposalNetwork(
+        anchor_generator,
+        RPNHead(fpn_channels, anchor_generator.num_anchors_per_location()[0]),
+        fg_iou_thresh=0.7,
+        bg_iou_thresh=0.3,
+        batch_size_per_image=rpn_batch_size_per_image or preset["rpn_batch_size_per_image"],
+        positive_fraction=0.5,
+        pre_nms_top_n={"training": pre_nms[0], "testing": pre_nms[1]},
+        post_nms_top_n={"training": post_nms[0], "testing": post_nms[1]},
+        nms_thresh=0.7,
+    )
+    roi_heads = CascadeRoIHeads(
+        num_classes=num_classes,
+        in_channels=fpn_channels,
+        roi_output_size=roi_output_size,
+        representation_size=representation_size or preset["representation_size"],
+        batch_size_per_image=box_batch_size_per_image or preset["box_batch_size_per_image"],
+        iou_thresholds=iou_thresholds,
+        box_weights=box_weights,
+        stage_loss_weights=stage_loss_weights,
+        featmap_names=[str(index) for index in range(len(returned_layers))],
+        sampling_ratio=roi_sampling_ratio or preset["roi_sampling_ratio"],
+    )
+    transform = GeneralizedRCNNTransform(min_sizes, max_size, list(IMAGE_MEAN), list(IMAGE_STD))
+    model = CascadeRCNN(
+        transform=transform,
+        backbone=body,
+        rpn=rpn,
+        roi_heads=roi_heads,
+        num_classes=num_classes,
+        score_thresh=score_thresh,
+        nms_thresh=nms_thresh,
+        detections_per_img=detections_per_img,
+    )
+    model.config = {
+        "num_classes": num_classes,
+        "backbone": backbone,
+        "dcn": dcn,
+        "fpn_channels": fpn_channels,
+        "min_size": list(min_sizes),
+        "max_size": max_size,
+        "norm": norm,
+    }
+    if weights is not None:
+        load_model_weights(model, weights)
+    return model

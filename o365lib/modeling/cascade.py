@@ -1,0 +1,202 @@
+"""Cascade R-CNN box heads (Cai & Vasconcelos, 2018) on torchvision's R-CNN parts.
+
+Three stages, each with its own two-layer MLP head, class scores (K + background) and one
+class-agnostic box regression. Stage ``t`` is trained on boxes that stage ``t - 1`` regressed
+(detached: no gradient flows between stages), matched to the ground truth at a rising IoU
+threshold (0.5, 0.6, 0.7) and encoded with ever tighter box-coder weights ((10,10,5,5),
+(20,20,10,10), (30,30,15,15), i.e. target stds 0.1/0.2, 0.05/0.1, 0.033/0.067), because the
+regressed boxes are closer to the objects at each stage. At test time the proposals run through
+the three stages in turn; the class probabilities of the three classifiers are averaged and the
+last stage's boxes are kept.
+
+Matching, sampling and target encoding are torchvision's ``RoIHeads.select_training_samples``
+(``Matcher``, ``BalancedPositiveNegativeSampler``, ``BoxCoder``); ``CascadeStage`` only adds
+the class-agnostic forward and loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.detection.faster_rcnn import TwoMLPHead
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import boxes as box_ops
+
+IOU_THRESHOLDS = (0.5, 0.6, 0.7)
+BOX_WEIGHTS = ((10.0, 10.0, 5.0, 5.0), (20.0, 20.0, 10.0, 10.0), (30.0, 30.0, 15.0, 15.0))
+STAGE_LOSS_WEIGHTS = (1.0, 0.5, 0.25)
+
+
+class StagePredictor(nn.Module):
+    """Class logits (``num_classes + 1`` with background at 0) and one class-agnostic box delta."""
+
+    def __init__(self, in_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.cls_score = nn.Linear(in_features, num_classes + 1)
+        self.bbox_pred = nn.Linear(in_features, 4)
+        nn.init.normal_(self.cls_score.weight, std=0.01)
+        nn.init.normal_(self.bbox_pred.weight, std=0.001)
+        nn.init.zeros_(self.cls_score.bias)
+        nn.init.zeros_(self.bbox_pred.bias)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.flatten(start_dim=1)
+        return self.cls_score(x), self.bbox_pred(x)
+
+
+class CascadeStage(RoIHeads):
+    """One cascade stage: torchvision ``RoIHeads`` for matching/sampling, a class-agnostic head."""
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        in_channels: int,
+        roi_output_size: int,
+        representation_size: int,
+        iou_threshold: float,
+        box_weights: Sequence[float],
+        batch_size_per_image: int,
+        positive_fraction: float,
+        featmap_names: Sequence[str],
+        sampling_ratio: int = 2,
+    ) -> None:
+        super().__init__(
+            box_roi_pool=MultiScaleRoIAlign(
+                featmap_names=list(featmap_names), output_size=roi_output_size, sampling_ratio=sampling_ratio
+            ),
+            box_head=TwoMLPHead(in_channels * roi_output_size**2, representation_size),
+            box_predictor=StagePredictor(representation_size, num_classes),
+            fg_iou_thresh=iou_threshold,
+            bg_iou_thresh=iou_threshold,
+            batch_size_per_image=batch_size_per_image,
+            positive_fraction=positive_fraction,
+            bbox_reg_weights=tuple(box_weights),
+            score_thresh=0.0,
+            nms_thresh=0.5,
+            detections_per_img=100,
+        )
+        self.iou_threshold = float(iou_threshold)
+
+    def run_head(
+        self,
+        features: dict[str, torch.Tensor],
+        boxes: list[torch.Tensor],
+        image_shapes: list[tuple[int, int]],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class logits [N, K+1] and box deltas [N, 4] for the boxes of all images (concatenated)."""
+        pooled = self.box_roi_pool(features, boxes, image_shapes)
+        return self.box_predictor(self.box_head(pooled))
+
+    def refine(
+        self, deltas: torch.Tensor, boxes: list[torch.Tensor], image_shapes: list[tuple[int, int]]
+    ) -> list[torch.Tensor]:
+        """Apply this stage's deltas to ``boxes`` (per image), clipped to each image."""
+        decoded = self.box_coder.decode(deltas.float(), [b.float() for b in boxes]).reshape(-1, 4)
+        per_image = decoded.split([len(b) for b in boxes])
+        return [box_ops.clip_boxes_to_image(b, shape) for b, shape in zip(per_image, image_shapes)]
+
+
+def stage_losses(
+    logits: torch.Tensor, deltas: torch.Tensor, labels: torch.Tensor, regression_targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy over K+1 classes and smooth-L1 (beta 1/9) on the positives' deltas.
+
+    Both are averaged over all sampled boxes, as in torchvision's Faster R-CNN loss.
+    """
+    loss_cls = F.cross_entropy(logits, labels)
+    positive = torch.where(labels > 0)[0]
+    loss_box = F.smooth_l1_loss(
+        deltas[positive], regression_targets[positive], beta=1.0 / 9, reduction="sum"
+    ) / max(labels.numel(), 1)
+    return loss_cls, loss_box
+
+
+class CascadeRoIHeads(nn.Module):
+    """The three cascade stages; training returns losses, inference returns boxes + mean probabilities."""
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        in_channels: int,
+        roi_output_size: int = 7,
+        representation_size: int = 1024,
+        batch_size_per_image: int = 512,
+        positive_fraction: float = 0.25,
+        iou_thresholds: Sequence[float] = IOU_THRESHOLDS,
+        box_weights: Sequence[Sequence[float]] = BOX_WEIGHTS,
+        stage_loss_weights: Sequence[float] = STAGE_LOSS_WEIGHTS,
+        featmap_names: Sequence[str] = ("0", "1", "2", "3"),
+        sampling_ratio: int = 2,
+    ) -> None:
+        super().__init__()
+        if not len(iou_thresholds) == len(box_weights) == len(stage_loss_weights):
+            raise ValueError(
+                "iou_thresholds, box_weights and stage_loss_weights need one entry per stage, got "
+                f"{len(iou_thresholds)}, {len(box_weights)}, {len(stage_loss_weights)}"
+            )
+        self.num_classes = num_classes
+        self.stage_loss_weights = tuple(float(w) for w in stage_loss_weights)
+        self.stages = nn.ModuleList(
+            CascadeStage(
+                num_classes=num_classes,
+                in_channels=in_channels,
+                roi_output_size=roi_output_size,
+                representation_size=representation_size,
+                iou_threshold=iou,
+                box_weights=weights,
+                batch_size_per_image=batch_size_per_image,
+                positive_fraction=positive_fraction,
+                featmap_names=featmap_names,
+                sampling_ratio=sampling_ratio,
+            )
+            for iou, weights in zip(iou_thresholds, box_weights)
+        )
+
+    def forward_train(
+        self,
+        features: dict[str, torch.Tensor],
+        proposals: list[torch.Tensor],
+        image_shapes: list[tuple[int, int]],
+        targets: list[dict[str, torch.Tensor]],
+    ) -> dict[str, torch.Tensor]:
+        """Losses ``loss_cls_s{t}`` / ``loss_box_s{t}`` per stage, already scaled by the stage weight."""
+        losses: dict[str, torch.Tensor] = {}
+        boxes = [p.detach() for p in proposals]
+        for index, stage in enumerate(self.stages):
+            boxes, _, labels, regression_targets = stage.select_training_samples(boxes, targets)
+            logits, deltas = stage.run_head(features, boxes, image_shapes)
+            loss_cls, loss_box = stage_losses(
+                logits, deltas, torch.cat(labels), torch.cat(regression_targets).to(deltas.dtype)
+            )
+            weight = self.stage_loss_weights[index]
+            losses[f"loss_cls_s{index}"] = loss_cls * weight
+            losses[f"loss_box_s{index}"] = loss_box * weight
+            if index + 1 < len(self.stages):
+                boxes = stage.refine(deltas.detach(), boxes, image_shapes)
+        return losses
+
+    def forward_test(
+        self,
+        features: dict[str, torch.Tensor],
+        proposals: list[torch.Tensor],
+        image_shapes: list[tuple[int, int]],
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per image: the last stage's boxes [N, 4] and the stage-averaged probabilities [N, K+1]."""
+        boxes = proposals
+        probabilities = None
+        for stage in self.stages:
+            logits, deltas = stage.run_head(features, boxes, image_shapes)
+            stage_probabilities = F.softmax(logits.float(), dim=-1)
+            probabilities = (
+                stage_probabilities if probabilities is None else probabilities + stage_probabilities
+            )
+            boxes = stage.refine(deltas, boxes, image_shapes)
+        assert probabilities is not None
+        probabilities = probabilities / len(self.stages)
+        return boxes, list(probabilities.split([len(b) for b in boxes]))
