@@ -159,3 +159,26 @@ def test_expert_training_set_matches_data_subset():
         ours = expert_training_set(small_train(), ranks="2-3", ranking=RANKING, other_classes=other)
         theirs = data.subset_by_ranks(small_train(), ranks="2-3", ranking=RANKING, keep_other_annotations=keep)
         assert ours == theirs
+
+
+def test_fuse_random_properties():
+    rng = np.random.default_rng(1)
+
+    def random_dets(n):
+        xy = rng.uniform(0, 50, size=(n, 2))
+        return [det(int(rng.integers(1, 6)), int(rng.integers(1, 4)), (*xy[i], 10.0, 10.0), float(rng.random()))
+                for i in range(n)]
+
+    general, expert = random_dets(300), random_dets(200)
+    out = merge_experts(general, [([2, 3], expert)], strategy="fuse", max_dets=1000)
+    owned_g = [d for d in general if d["category_id"] in (2, 3)]
+    owned_e = [d for d in expert if d["category_id"] in (2, 3)]
+    fused = [d for d in out if d["category_id"] in (2, 3)]
+    matched = len(owned_g) + len(owned_e) - len(fused)
+    assert 0 < matched <= min(len(owned_g), len(owned_e))
+    assert all(0 <= d["score"] <= 1 for d in fused)
+    # total score mass is conserved: each input score enters once, halved (w = 1)
+    assert sum(d["score"] for d in fused) == pytest.approx(
+        (sum(d["score"] for d in owned_g) + sum(d["score"] for d in owned_e)) / 2)
+    assert [d for d in out if d["category_id"] == 1] == sorted(
+        [d for d in general if d["category_id"] == 1], key=lambda d: (d["image_id"], -d["score"]))
