@@ -57,7 +57,7 @@ class SyntheticProfile:
 
 
 PROFILES: dict[str, SyntheticProfile] = {
-    "smoke": SyntheticProfile(image_size=128, head_instances=250, head_power=1.0, tail_from=2, tail_to=1,
+    "smoke": SyntheticProfile(image_size=128, head_instances=150, head_power=1.0, tail_from=2, tail_to=1,
                               eval_min_per_class=2, eval_extra=0, tiny_train_from=8, tiny_train_to=3,
                               tiny_eval_per_class=2),
     "default": SyntheticProfile(image_size=128, head_instances=3200, head_power=1.0, tail_from=10, tail_to=3,
