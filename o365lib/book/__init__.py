@@ -21,7 +21,7 @@ from o365lib.book.profiles import load_profile, merge_parameters
 
 __all__ = ["ChapterContext", "load_profile", "merge_parameters", "setup_chapter"]
 
-_LAZY = ("steps", "report", "runner", "notebooks", "seed", "compare", "plotly_offline", "profiles",
+_LAZY = ("steps", "report", "runner", "notebooks", "seed", "compare", "plotly_offline", "profiles", "tail_tour",
          "chapter")
 
 

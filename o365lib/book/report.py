@@ -82,9 +82,9 @@ def markdown_table(frame: pd.DataFrame, *, digits: int = 1, index: bool = True,
         raise TypeError(f"markdown_table needs a pandas DataFrame, got {type(frame).__name__}")
     columns = ([str(frame.index.name or "")] if index else []) + [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(["---"] * len(columns)) + "|"]
-    for label, row in frame.iterrows():
+    for label, *values in frame.itertuples(index=True, name=None):  # keeps each column's dtype
         cells = ([format_value(label, digits=digits)] if index else [])
-        cells += [format_value(v, digits=digits) for v in row.tolist()]
+        cells += [format_value(v, digits=digits) for v in values]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     text = "\n".join(lines)
     if caption:
