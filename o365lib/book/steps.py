@@ -1,0 +1,349 @@
+"""Train-or-load steps shared by the chapters: what makes any chapter runnable alone.
+
+Every artefact a chapter needs (the data set, a trained model, its predictions, its metrics) is
+produced by one ``ensure_*`` function that first looks in the profile's results folder and only
+computes what is missing. Artefacts are keyed by a short hash of everything that determines them
+(the relevant parameters, the initialisation, the training set), so runs with other parameters
+never overwrite each other and an edited profile never silently reuses a stale model::
+
+    results/<profile>/
+      models/<name>-<hash>/        final.pt, last.pt, losses.json, spec.json
+      predictions/<name>-<hash>/   <split>[-<tta>].json, metrics for each
+      sets/                        derived training sets (expert subsets), as COCO JSON
+
+This is the only module that turns the merged parameters (``ctx.cfg``) into keyword arguments
+for the library; the library functions themselves never read parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from o365lib import data as odata
+from o365lib.data.synthetic import make_dataset
+
+SPLITS = ("train", "val", "test", "tiny_train", "tiny_val", "tiny_test")
+
+
+def short_hash(obj) -> str:
+    """Short stable hash of a JSON-able object."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON atomically (temp file + rename) so an interrupted run leaves no half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DataSplits:
+    """Paths of the annotation files of both tracks and the image folder of each split."""
+
+    files: dict  # split -> Path of COCO JSON
+    image_roots: dict  # split -> Path of the image folder
+    source: str
+
+    def __getattr__(self, name):
+        files = object.__getattribute__(self, "files")
+        if name in files:
+            return files[name]
+        raise AttributeError(name)
+
+
+def ensure_dataset(ctx) -> DataSplits:
+    """The profile's data: generated (synthetic source, cached) or the user's COCO files."""
+    cfg = ctx.cfg["data"]
+    if cfg["source"] == "synthetic":
+        root = Path(cfg["root"])
+        paths = make_dataset(root, profile=cfg["synthetic_profile"], seed=int(ctx.cfg.get("seed", 0)))
+        files = {split: Path(getattr(paths, split)) for split in SPLITS}
+        roots = {split: Path(paths.images) for split in SPLITS}
+        return DataSplits(files=files, image_roots=roots, source="synthetic")
+    if cfg["source"] != "coco":
+        raise ValueError(f"data.source must be 'synthetic' or 'coco', got {cfg['source']!r}")
+    files, roots = {}, {}
+    for split in SPLITS:
+        if cfg.get(split):
+            files[split] = Path(cfg[split])
+            image_key = f"{split}_images" if not split.startswith("tiny") else "tiny_images"
+            roots[split] = Path(cfg.get(image_key) or cfg.get(f"{split}_images") or "")
+    missing = [s for s in ("train", "val") if s not in files]
+    if missing:
+        raise ValueError(f"profile data section: set data.{missing[0]} to a COCO JSON file")
+    return DataSplits(files=files, image_roots=roots, source="coco")
+
+
+@lru_cache(maxsize=16)
+def _load(path: str, image_root: str, box_policy: str, check_images: str):
+    return odata.load_coco(path, image_root=image_root, box_policy=box_policy, check_images=check_images)
+
+
+def load_split(ctx, split: str):
+    """Load and validate one split (cached in-process)."""
+    splits = ensure_dataset(ctx)
+    if split not in splits.files:
+        raise ValueError(f"split {split!r} is not configured in profile {ctx.profile!r}")
+    cfg = ctx.cfg["data"]
+    return _load(str(splits.files[split]), str(splits.image_roots[split]), cfg.get("box_policy", "clip"),
+                 cfg.get("check_images", "lazy"))
+
+
+def ranking(ctx, track: str = "full") -> dict:
+    """Category id -> rank by training instances of the track's training split."""
+    return odata.class_ranks(load_split(ctx, "train" if track == "full" else "tiny_train"))
+
+
+def range_category_ids(ctx, spec, track: str = "full") -> list[int]:
+    """Category ids of a class-rank range spec such as "301-365"."""
+    rank_of = ranking(ctx, track)
+    ranks = odata.parse_class_range(spec, len(rank_of))
+    return odata.ranks_to_category_ids(ranks, rank_of)
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelRun:
+    """A trained model in the results folder."""
+
+    name: str
+    dir: Path
+    category_ids: tuple  # the categories of its classifier, label order
+    model_kwargs: dict
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.category_ids)
+
+    @property
+    def label_map(self):
+        return odata.LabelMap(self.category_ids)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.dir / "final.pt"
+
+    @property
+    def losses(self) -> Path:
+        return self.dir / "losses.json"
+
+    @property
+    def key(self) -> str:
+        return self.dir.name
+
+
+def model_kwargs(ctx, **overrides) -> dict:
+    """Keyword arguments of build_detector from the profile's model section."""
+    m = dict(ctx.cfg["model"])
+    m.update(overrides)
+    kwargs = {
+        "backbone": m["backbone"],
+        "dcn": bool(m.get("dcn", False)),
+        "fpn_channels": int(m["fpn_channels"]),
+        "min_size": int(m["min_size"]),
+        "max_size": int(m["max_size"]),
+    }
+    for key in ("backbone_weights",):
+        if m.get(key):
+            kwargs[key] = str(m[key])
+    return kwargs
+
+
+def build_model(run_or_kwargs, *, num_classes=None, device="cpu", load=True):
+    """Build a detector; for a ModelRun, load its final weights."""
+    from o365lib.engine import load_checkpoint
+    from o365lib.modeling import build_detector
+
+    if isinstance(run_or_kwargs, ModelRun):
+        model = build_detector(run_or_kwargs.num_classes, **run_or_kwargs.model_kwargs)
+        if load:
+            load_checkpoint(run_or_kwargs.checkpoint, model)
+    else:
+        model = build_detector(num_classes, **run_or_kwargs)
+    return model.to(device)
+
+
+def train_config(ctx, *, section: str = "train", **overrides):
+    """TrainConfig from the profile's train section, with a section's overrides (e.g. experts)."""
+    from o365lib.engine import TrainConfig
+
+    t = dict(ctx.cfg["train"])
+    if section != "train":
+        t.update({k: v for k, v in ctx.cfg[section].items() if k in t})
+    t.update(overrides)
+    return TrainConfig(
+        epochs=float(t["epochs"]),
+        batch_size=int(t["batch_size"]),
+        lr=float(t["lr"]),
+        momentum=float(t["momentum"]),
+        weight_decay=float(t["weight_decay"]),
+        warmup_iters=int(t["warmup_iters"]),
+        lr_steps=tuple(float(s) for s in t["lr_steps"]),
+        scales=tuple(int(s) for s in t["scales"]),
+        flip=bool(t["flip"]),
+        clip_grad=float(t["clip_grad"]) if t.get("clip_grad") else None,
+        amp=bool(t.get("amp", False)),
+        checkpoint_every=int(t["checkpoint_every"]),
+        seed=int(ctx.cfg.get("seed", 0)),
+        num_workers=int(t.get("num_workers", 0)),
+    )
+
+
+def device_of(ctx) -> str:
+    """The device name of the chapter context ("cpu" or "cuda")."""
+    return str(getattr(ctx, "device", "cpu"))
+
+
+def ensure_model(ctx, name: str, *, split: str = "train", train_set: Path | None = None,
+                 section: str = "train", init: ModelRun | Path | None = None, init_prefixes: tuple = (),
+                 sampler: dict | None = None, model_overrides: dict | None = None,
+                 train_overrides: dict | None = None) -> ModelRun:
+    """Train a model unless the same specification was trained before; return its ModelRun.
+
+    ``train_set`` is a COCO JSON (e.g. an expert subset) used instead of ``split``; ``init`` a
+    ModelRun or weights file to start from (``o365lib.transfer.transfer_weights``: matching tensors
+    are copied, classifier rows are mapped by category id, ``init_prefixes`` limits the copy to
+    e.g. the backbone);
+    ``sampler`` a dict ``{"name": ..., **options}`` for ``o365lib.longtail.build_sampler``.
+    """
+    from o365lib.engine import DetectionDataset, train
+
+    coco = load_split(ctx, split) if train_set is None else _load(
+        str(train_set), str(ensure_dataset(ctx).image_roots[split]), "clip", "lazy")
+    mkw = model_kwargs(ctx, **(model_overrides or {}))
+    config = train_config(ctx, section=section, **(train_overrides or {}))
+    num_classes = coco.label_map.num_classes
+    spec = {
+        "name": name, "model": mkw, "num_classes": num_classes, "train": config.__dict__,
+        "data": str(train_set or ensure_dataset(ctx).files[split]), "sampler": sampler,
+        "init": getattr(init, "key", str(init) if init else None), "init_prefixes": list(init_prefixes),
+    }
+    run = ModelRun(name=name, dir=Path(ctx.profile_dir) / "models" / f"{name}-{short_hash(spec)}",
+                   category_ids=tuple(coco.label_map.category_ids), model_kwargs=mkw)
+    if run.checkpoint.exists():
+        return run
+    if is_main_process():
+        write_json(run.dir / "spec.json", spec)
+    device = device_of(ctx)
+    model = build_model(mkw, num_classes=num_classes, device="cpu")
+    if init is not None:
+        from o365lib.transfer import transfer_weights
+
+        is_run = isinstance(init, ModelRun)
+        report = transfer_weights(model, init.checkpoint if is_run else Path(init),
+                                  source_label_map=init.label_map if is_run else None,
+                                  target_label_map=coco.label_map if is_run else None,
+                                  prefixes=tuple(init_prefixes))
+        if is_main_process():
+            write_json(run.dir / "init.json", report)
+    dataset = DetectionDataset(coco, cache_images=True)
+    sampler_obj = None
+    if sampler:
+        from o365lib.longtail import build_sampler
+
+        options = {k: v for k, v in sampler.items() if k != "name"}
+        sampler_obj = build_sampler(sampler["name"], dataset.image_category_ids(),
+                                    seed=int(ctx.cfg.get("seed", 0)), **options)
+    train(model, dataset, config=config, out_dir=run.dir, sampler=sampler_obj, device=device, resume=True)
+    return run
+
+
+def ensure_baseline(ctx) -> ModelRun:
+    """The chapter 02 baseline: the COCO recipe applied straight to all classes."""
+    return ensure_model(ctx, "baseline")
+
+
+def derived_set(ctx, name: str, build) -> Path:
+    """A training set derived from the data (e.g. an expert's subset), written once as COCO JSON.
+
+    ``build`` is called only when ``results/<profile>/sets/<name>.json`` is missing.
+    """
+    path = Path(ctx.profile_dir) / "sets" / f"{name}.json"
+    if not path.exists() and is_main_process():
+        write_json(path, build())
+    _barrier()
+    return path
+
+
+def category_names(ctx, split: str = "train") -> dict:
+    """Category id -> name of a split."""
+    return {c["id"]: c["name"] for c in load_split(ctx, split).dataset["categories"]}
+
+
+def _barrier():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+# --------------------------------------------------------------------------------------------
+# Predictions and metrics
+# --------------------------------------------------------------------------------------------
+def predictions_path(ctx, run: ModelRun | str, split: str, tag: str = "") -> Path:
+    key = run.key if isinstance(run, ModelRun) else str(run)
+    return Path(ctx.profile_dir) / "predictions" / key / f"{split}{'-' + tag if tag else ''}.json"
+
+
+def ensure_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None = None) -> list:
+    """COCO results of a model on a split (optionally with test-time augmentation), cached."""
+    from o365lib.engine import DetectionDataset, predict, save_results
+
+    tag = "" if not tta else "tta-" + short_hash(tta)
+    path = predictions_path(ctx, run, split, tag)
+    if path.exists():
+        return json.loads(path.read_text())
+    ev = ctx.cfg["eval"]
+    model = build_model(run, device=device_of(ctx)).eval()
+    dataset = DetectionDataset(load_split(ctx, split), cache_images=False)
+    if tta:
+        from o365lib.tta import predict_tta
+
+        results = predict_tta(model, dataset, batch_size=int(ev["batch_size"]), device=device_of(ctx),
+                              max_dets=int(ev["max_dets"]), score_threshold=float(ev["score_threshold"]),
+                              **tta)
+    else:
+        results = predict(model, dataset, batch_size=int(ev["batch_size"]), device=device_of(ctx),
+                          max_dets=int(ev["max_dets"]), score_threshold=float(ev["score_threshold"]))
+    if is_main_process():
+        save_results(results, path)
+    return results
+
+
+def evaluate_results(ctx, results, *, split: str = "val", name: str, track: str = "full") -> dict:
+    """Evaluate COCO results on a split: overall, per class, per rank range; saved under predictions."""
+    from o365lib.evaluation import evaluate
+
+    ev = ctx.cfg["eval"]
+    train_split = "train" if track == "full" else "tiny_train"
+    ranges = ev["ranges"] if track == "full" else ("all",)
+    out = Path(ctx.profile_dir) / "metrics" / f"{name}-{split}.json"
+    return evaluate(load_split(ctx, split).dataset, results, ranking=ranking(ctx, track),
+                    train_gt=load_split(ctx, train_split).dataset, ranges=tuple(ranges),
+                    max_dets=int(ev["max_dets"]), out_path=out)
+
+
+def write_chapter_metrics(ctx, *, summary: dict, details: dict | None = None, subdir: str = "") -> Path:
+    """Write the chapter's metrics.json: the ``summary`` rows the intro page collects, plus details."""
+    path = Path(ctx.results_dir) / subdir / "metrics.json"
+    write_json(path, {"chapter": ctx.chapter, "profile": ctx.profile, "summary": summary,
+                       "details": details or {}})
+    return path
