@@ -31,9 +31,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[book,test]"
 	@touch $@
 
+# $CHROMIUM may name another Chromium/Chrome binary (e.g. google-chrome on GitHub runners).
 chromium:
 	@if [ -x /usr/bin/chromium ]; then \
 	  echo "chromium present: $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	elif [ -n "$$CHROMIUM" ] && [ -x "$$CHROMIUM" ]; then \
+	  echo "using CHROMIUM=$$CHROMIUM"; \
 	else \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium; \
