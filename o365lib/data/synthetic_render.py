@@ -14,6 +14,7 @@ earlier ones.
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -83,23 +84,35 @@ def _star_radius(from_tip: np.ndarray) -> np.ndarray:
 
 
 def _coverage(shape: str, texture: str, w: int, h: int) -> np.ndarray:
-    """Anti-aliased coverage in [0, 1] of a shape filling a ``h x w`` box (supersampled)."""
+    """Anti-aliased coverage in [0, 1] of a shape filling a ``h x w`` box (supersampled, cached)."""
+    return _coverage_cached(shape, texture == "hollow", w, h)
+
+
+@lru_cache(maxsize=8192)  # sizes repeat: ~5k distinct masks for ~33k objects in the default set
+def _coverage_cached(shape: str, hollow: bool, w: int, h: int) -> np.ndarray:
     s = _SUPERSAMPLE if min(w, h) < 24 else 2  # large shapes need less anti-aliasing
     u = (np.arange(w * s) + 0.5) / (w * s) * 2.0 - 1.0
     v = (np.arange(h * s) + 0.5) / (h * s) * 2.0 - 1.0
     uu, vv = np.meshgrid(u, v)
     mask = _shape_mask(shape, uu, vv)
-    if texture == "hollow":  # keep an outline about a quarter of the size thick
+    if hollow:  # keep an outline about a quarter of the size thick
         mask &= ~_shape_mask(shape, uu / 0.55, vv / 0.55)
         if shape in ("square", "bar", "cross"):
             mask = _shape_mask(shape, uu, vv) & ~((np.abs(uu) < 0.55) & (np.abs(vv) < 0.55)
                                                  & _shape_mask(shape, uu / 0.55, vv / 0.55))
-    return mask.reshape(h, s, w, s).mean(axis=(1, 3))
+    cov = mask.reshape(h, s, w, s).mean(axis=(1, 3), dtype=np.float32)[..., None]
+    cov.flags.writeable = False
+    return cov
 
 
 def _texture(texture: str, colour: np.ndarray, w: int, h: int) -> np.ndarray:
     """The ``h x w x 3`` float fill of an object: its colour with a dark pattern."""
-    dark = colour * 0.28
+    return np.where(_dark_pattern(texture, w, h), colour * np.float32(0.28), colour)
+
+
+@lru_cache(maxsize=8192)
+def _dark_pattern(texture: str, w: int, h: int) -> np.ndarray:
+    """Where a texture shows the dark shade of the colour (``h x w x 1`` bool, cached)."""
     ys, xs = np.mgrid[0:h, 0:w]
     size = min(w, h)
     if texture in ("solid", "hollow"):
@@ -119,7 +132,9 @@ def _texture(texture: str, colour: np.ndarray, w: int, h: int) -> np.ndarray:
         use_dark = ys >= h / 2
     else:
         raise ValueError(f"unknown texture {texture!r}; known: {TEXTURES}")
-    return np.where(use_dark[..., None], dark, colour)
+    pattern = use_dark[..., None]
+    pattern.flags.writeable = False
+    return pattern
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -163,9 +178,9 @@ def render_image(
     rng = np.random.default_rng(seed)
     img = _background(rng, size)
     for shape, colour_name, texture, (x, y, w, h) in objects:
-        colour = np.asarray(COLOURS[colour_name], dtype=float) * rng.uniform(0.88, 1.0)
-        alpha = _coverage(shape, texture, int(w), int(h))[..., None].astype(np.float32)
-        fill = _texture(texture, colour, int(w), int(h)).astype(np.float32)
+        colour = (np.asarray(COLOURS[colour_name], dtype=float) * rng.uniform(0.88, 1.0)).astype(np.float32)
+        alpha = _coverage(shape, texture, int(w), int(h))
+        fill = _texture(texture, colour, int(w), int(h))
         patch = img[y:y + h, x:x + w]
         img[y:y + h, x:x + w] = patch * (1.0 - alpha) + fill * alpha
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)

@@ -17,6 +17,7 @@ from PIL import Image
 
 from o365lib.data import class_ranks, imbalance_table, load_coco, parse_class_range, ranks_to_category_ids
 from o365lib.data.synthetic import (
+    GENERATOR_VERSION,
     PROFILES,
     SyntheticPaths,
     _cache_ok,
@@ -182,14 +183,14 @@ def test_unknown_profile_and_bad_seed(tmp_path):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("texture", ["solid", "hollow"])
 def test_every_shape_touches_its_box(shape, texture):
-    cov = _coverage(shape, texture, 30, 24)
+    cov = _coverage(shape, texture, 30, 24)[..., 0]
     assert cov.shape == (24, 30) and 0.0 <= cov.min() and cov.max() <= 1.0
     for edge in (cov[0], cov[-1], cov[:, 0], cov[:, -1]):
         assert edge.max() > 0.1, f"{shape} does not reach an edge of its box"
 
 
 def test_shapes_are_distinct():
-    masks = {s: _coverage(s, "solid", 32, 32) > 0.5 for s in SHAPES if s != "bar"}
+    masks = {s: _coverage(s, "solid", 32, 32)[..., 0] > 0.5 for s in SHAPES if s != "bar"}
     for (a, mask_a), (b, mask_b) in itertools.combinations(masks.items(), 2):
         assert (mask_a != mask_b).mean() > 0.08, (a, b)
 
@@ -229,7 +230,7 @@ def test_two_generations_are_byte_identical(smoke_dir, tmp_path):
     other = make_dataset(tmp_path / "b", "smoke", 0)
     assert _tree_digest(other.root) == _tree_digest(smoke_dir.root)
     manifest = json.loads(other.manifest.read_text())
-    assert manifest["profile"] == "smoke" and manifest["seed"] == 0 and manifest["version"] == "1"
+    assert manifest["profile"] == "smoke" and manifest["seed"] == 0 and manifest["version"] == GENERATOR_VERSION
     assert len(manifest["images"]) == 291 + 151 + 151 + 87 + 31 + 39
 
 
