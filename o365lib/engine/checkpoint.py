@@ -1,0 +1,132 @@
+"""Checkpoints: atomic writes, random-number-generator state, loading for inference and fine-tuning.
+
+A training checkpoint (``last.pt``) holds everything needed to continue bit-exactly: model,
+optimizer and grad-scaler state, the position in the run (iteration, epoch, batch within the
+epoch) and the torch / numpy / Python RNG states of every process. Everything is stored as
+tensors and plain containers so ``torch.load(weights_only=True)`` reads it (no pickled code).
+Writes go to a temporary file in the same folder and are moved into place with ``os.replace``:
+a run killed while writing never leaves a truncated ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from o365lib.modeling.weights import load_model_weights, read_state_dict
+
+
+def _atomic_write(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_atomic(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` through a temporary file + ``os.replace``."""
+    return _atomic_write(Path(path), lambda temporary: torch.save(obj, temporary))
+
+
+def write_json_atomic(obj: Any, path: str | Path) -> Path:
+    """JSON to ``path`` through a temporary file + ``os.replace``."""
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(obj, handle)
+
+    return _atomic_write(Path(path), write)
+
+
+def capture_rng_state() -> dict:
+    """This process's torch (CPU and CUDA), numpy and Python RNG states as plain data."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [
+            kind,
+            torch.from_numpy(keys.astype(np.int64)),
+            int(position),
+            int(has_gauss),
+            float(cached),
+        ],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    """Inverse of ``capture_rng_state``."""
+    torch.set_rng_state(state["torch"])
+    kind, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A training checkpoint as a dict; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"cannot read checkpoint {path}: {error}") from error
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise ValueError(f"{path} is not a training checkpoint (no 'model' entry)")
+    return checkpoint
+
+
+def load_checkpoint(path: str | Path, model: nn.Module) -> dict:
+    """Load model weights from a training checkpoint (``{"model": ...}``) or a raw state dict.
+
+    Strict: every key must match (``ValueError`` naming the file otherwise). Returns the
+    checkpoint's metadata (iteration, config, ...; empty for a raw state dict).
+    """
+    load_model_weights(model, path, strict=True)
+    blob = torch.load(Path(path), map_location="cpu", weights_only=True)  # readable: loaded just above
+    if isinstance(blob, dict) and isinstance(blob.get("model"), dict):
+        return {k: v for k, v in blob.items() if k not in ("model", "optimizer", "scaler", "rng")}
+    return {}
+
+
+def load_matching_weights(model: nn.Module, source: str | Path | dict) -> dict:
+    """Copy every tensor of ``source`` whose name and shape match ``model`` (fine-tuning start).
+
+    ``source`` is a file (checkpoint or state dict) or a state dict. Returns counts and the
+    names that were skipped, e.g. a classifier for another number of classes.
+    """
+    state = read_state_dict(Path(source)) if not isinstance(source, dict) else source
+    state = state.get("model", state) if isinstance(state.get("model"), dict) else state
+    own = model.state_dict()
+    matched = {
+        k.removeprefix("module."): v
+        for k, v in state.items()
+        if k.removeprefix("module.") in own and own[k.removeprefix("module.")].shape == v.shape
+    }
+    model.load_state_dict(matched, strict=False)
+    return {
+        "loaded": len(matched),
+        "skipped_shape_or_name": sorted({k.removeprefix("module.") for k in state} - set(matched)),
+        "not_in_source": sorted(set(own) - set(matched)),
+    }

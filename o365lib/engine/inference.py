@@ -1,0 +1,106 @@
+"""Inference over a data set into COCO results, and saving them.
+
+``predict`` runs the detector in eval mode over a ``DetectionDataset`` (or a ``CocoData``, wrapped
+without caching) in dataset order and returns COCO result dicts with the data set's own category
+ids (labels 1..K mapped back through the label map) and ``[x, y, w, h]`` boxes in pixels of the
+original image. The model's ``score_thresh`` / ``detections_per_img`` are set for the call and
+restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from o365lib.engine.checkpoint import write_json_atomic
+from o365lib.engine.dataset import DetectionDataset
+
+
+def detections_to_coco(detections: dict[str, torch.Tensor], *, image_id: int, label_map) -> list[dict]:
+    """One image's ``{"boxes" xyxy, "labels" 1..K, "scores"}`` as COCO results."""
+    boxes = detections["boxes"].detach().float().cpu()
+    xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
+    labels = detections["labels"].tolist()
+    scores = detections["scores"].detach().float().cpu().tolist()
+    return [
+        {
+            "image_id": int(image_id),
+            "category_id": int(label_map.to_category(int(label))),
+            "bbox": [round(v, 2) for v in box],
+            "score": round(float(score), 6),
+        }
+        for box, label, score in zip(xywh, labels, scores)
+    ]
+
+
+def predict(
+    model: nn.Module,
+    dataset,
+    *,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    max_dets: int = 100,
+    score_threshold: float = 0.001,
+    label_map=None,
+    amp: bool = False,
+    progress: bool = False,
+) -> list[dict]:
+    """COCO results ``{"image_id", "category_id", "bbox": [x, y, w, h], "score"}`` for every image.
+
+    Args:
+        dataset: a ``DetectionDataset`` (any ``dataset[i] -> (image, {"image_id", ...})``) or a
+            ``CocoData`` (wrapped in ``DetectionDataset(cache_images=False)``).
+        label_map: labels -> category ids; default ``dataset.label_map``.
+        amp: bf16 autocast on CUDA.
+    """
+    if batch_size < 1:
+        raise ValueError(f"predict: batch_size must be >= 1, got {batch_size}")
+    if not hasattr(dataset, "__getitem__") and hasattr(dataset, "anns_by_image"):
+        dataset = DetectionDataset(dataset, cache_images=False)
+    label_map = label_map if label_map is not None else getattr(dataset, "label_map", None)
+    if label_map is None:
+        raise ValueError("predict: pass label_map= or a dataset with a .label_map")
+    device = torch.device(device)
+    saved = {
+        name: getattr(model, name) for name in ("score_thresh", "detections_per_img") if hasattr(model, name)
+    }
+    was_training = model.training
+    model.score_thresh, model.detections_per_img = float(score_threshold), int(max_dets)
+    model.to(device).eval()
+    autocast = (
+        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        if amp and device.type == "cuda"
+        else contextlib.nullcontext()
+    )
+    starts = range(0, len(dataset), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="predict", unit="batch")
+    results: list[dict] = []
+    try:
+        with torch.inference_mode(), autocast:
+            for start in starts:
+                items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+                outputs = model([image.to(device) for image, _ in items])
+                for (_, target), output in zip(items, outputs):
+                    results.extend(
+                        detections_to_coco(output, image_id=target["image_id"], label_map=label_map)
+                    )
+    finally:
+        for name, value in saved.items():
+            setattr(model, name, value)
+        model.train(was_training)
+    return results
+
+
+def save_results(results: list[dict], path: str | Path) -> Path:
+    """Write COCO results JSON atomically (temporary file + rename); creates the folder."""
+    for index, result in enumerate(results[:1]):
+        missing = {"image_id", "category_id", "bbox", "score"} - set(result)
+        if missing:
+            raise ValueError(f"save_results: result {index} lacks {sorted(missing)}")
+    return write_json_atomic(results, path)

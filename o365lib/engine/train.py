@@ -1,0 +1,348 @@
+"""``train``: SGD training of a torchvision-style detector, resumable bit-exactly, single or multi-process.
+
+One loop for every setting: CPU or CUDA (optionally mixed precision), one process or DDP under
+``torchrun`` (each rank trains on ``sampler.shard(sampler.epoch_indices(epoch), rank, world)``;
+gradients are averaged by ``DistributedDataParallel``; only rank 0 writes files).
+
+Everything random is reproducible from the checkpoint: the sampler is a pure function of
+``(seed, epoch)``, the augmentation (per-batch scale, per-image flip) of ``(seed, iteration,
+rank)``, and the model-side randomness (RPN/RoI sampling) comes from the global RNGs, whose
+states are saved with the model. So a run stopped after k steps and resumed ends with the same
+weights as an uninterrupted one.
+
+A non-finite loss (or gradient norm) stops training with ``TrainingDivergedError`` naming the
+iteration and the loss terms, before the optimizer touches the weights; ``last.pt`` is never
+written after that, so it still holds the last good state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from o365lib.engine.checkpoint import (
+    capture_rng_state,
+    load_matching_weights,
+    read_checkpoint,
+    restore_rng_state,
+    save_atomic,
+    write_json_atomic,
+)
+from o365lib.engine.config import TrainConfig, TrainResult
+from o365lib.engine.dataset import collate_detection
+from o365lib.engine.distributed import (
+    DistInfo,
+    all_gather_objects,
+    all_reduce_mean,
+    barrier,
+    setup_distributed,
+)
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss (or gradient norm) became NaN/inf; ``last.pt`` still holds the last good state."""
+
+
+def parameter_groups(model: nn.Module, *, weight_decay: float) -> list[dict]:
+    """Trainable parameters split into decayed (weights) and non-decayed (biases, norm scales)."""
+    decay, no_decay = [], []
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            (no_decay if parameter.ndim <= 1 else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def flip_horizontal(image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
+    """Mirror an image left-right and its xyxy boxes (``x1' = W - x2``, ``x2' = W - x1``)."""
+    width = image.shape[-1]
+    boxes = target["boxes"]
+    flipped = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
+    return image.flip(-1), {**target, "boxes": flipped}
+
+
+def _augmentation_rng(seed: int, iteration: int, stream: int) -> np.random.Generator:
+    """A generator that depends only on (seed, iteration, stream): 0 = batch scale, 1 + rank = flips."""
+    return np.random.default_rng([int(seed), int(iteration), int(stream), 20190717])
+
+
+def batch_scale(config: TrainConfig, iteration: int) -> int | None:
+    """The short side of the batch at ``iteration`` (the same on every rank), None for the model's own."""
+    if not config.scales:
+        return None
+    return config.scales[int(_augmentation_rng(config.seed, iteration, 0).integers(len(config.scales)))]
+
+
+def _epoch_batches(sampler, epoch: int, info: DistInfo, batch_size: int) -> list[list[int]]:
+    indices = sampler.shard(sampler.epoch_indices(epoch), info.rank, info.world_size)
+    return [indices[i * batch_size : (i + 1) * batch_size] for i in range(len(indices) // batch_size)]
+
+
+def _batch_stream(
+    dataset, sampler, *, epoch: int, batch: int, info: DistInfo, config: TrainConfig
+) -> Iterator:
+    """Yield ``(epoch, batch_index, (images, targets))`` from a position onwards, epoch after epoch."""
+    while True:
+        batches = _epoch_batches(sampler, epoch, info, config.batch_size)
+        if not batches:
+            raise ValueError(
+                f"epoch {epoch} has fewer images per process than one batch of {config.batch_size}"
+            )
+        remaining = batches[batch:]
+        if config.num_workers > 0 and remaining:
+            loader = torch.utils.data.DataLoader(
+                dataset,
+                batch_sampler=remaining,
+                collate_fn=collate_detection,
+                num_workers=config.num_workers,
+                generator=torch.Generator().manual_seed(0),  # keeps the global RNG untouched
+            )
+            source = iter(loader)
+        else:
+            source = (collate_detection([dataset[i] for i in indices]) for indices in remaining)
+        for offset, loaded in enumerate(source):
+            yield epoch, batch + offset, loaded
+        epoch, batch = epoch + 1, 0
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or not config.amp:
+        return None
+    if config.amp == "fp16" or (config.amp is True and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def _normalized(obj):
+    return json.loads(json.dumps(obj))
+
+
+def train(
+    model: nn.Module,
+    dataset,
+    *,
+    config: TrainConfig,
+    out_dir: str | Path,
+    sampler=None,
+    device: str | torch.device = "cpu",
+    resume: bool = True,
+    init_weights: str | Path | dict | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``dataset`` (items ``(image, target)``), writing to ``out_dir``.
+
+    Files: ``last.pt`` (full state, every ``checkpoint_every`` steps and at the end), ``final.pt``
+    (weights + metadata, when the run is complete), ``losses.json`` (one entry per step:
+    iteration, loss, each loss term, lr). With ``resume=True`` an existing ``last.pt`` is
+    continued (an error names the file and fields if its config differs); a finished run returns
+    at once. ``init_weights`` (file or state dict) seeds a fresh run with every tensor whose name
+    and shape match (e.g. all but the classifier of a model for other classes). ``sampler``
+    (``epoch_indices``/``shard``) defaults to ``o365lib.longtail.UniformSampler``. Seeds the global
+    RNGs from ``config.seed`` (plus the rank) on a fresh start.
+    """
+    out_dir = Path(out_dir)
+    info = setup_distributed(device)
+    if sampler is None:
+        from o365lib.longtail import UniformSampler
+
+        sampler = UniformSampler(len(dataset), seed=config.seed)
+    total = config.total_iterations(epoch_length=len(sampler), world_size=info.world_size)
+    core = model.to(info.device)
+    optimizer = torch.optim.SGD(
+        parameter_groups(core, weight_decay=config.weight_decay), lr=config.lr, momentum=config.momentum
+    )
+    amp_dtype = _amp_dtype(config, info.device)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    last_path, final_path, losses_path = out_dir / "last.pt", out_dir / "final.pt", out_dir / "losses.json"
+
+    iteration, epoch, batch_index, losses = 0, 0, 0, []
+    if resume and last_path.is_file():
+        checkpoint = read_checkpoint(last_path)
+        saved, current = _normalized(checkpoint.get("config")), _normalized(config.fingerprint())
+        if saved != current:
+            changed = sorted(
+                k for k in set(saved or {}) | set(current) if (saved or {}).get(k) != current.get(k)
+            )
+            raise ValueError(
+                f"checkpoint {last_path} was written with a different training config (fields {changed}); "
+                "pass resume=False or use another out_dir"
+            )
+        core.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if scaler is not None and checkpoint.get("scaler"):
+            scaler.load_state_dict(checkpoint["scaler"])
+        iteration, epoch, batch_index = (
+            checkpoint["iteration"],
+            checkpoint["epoch"],
+            checkpoint["batch_in_epoch"],
+        )
+        states = checkpoint["rng"]
+        if len(states) == info.world_size:
+            restore_rng_state(states[info.rank])
+        else:  # another number of processes: continue with fresh, still deterministic, streams
+            _seed_everything(config.seed + info.rank + iteration)
+        if losses_path.is_file():
+            losses = [e for e in json.loads(losses_path.read_text()) if e["iteration"] <= iteration]
+    else:
+        if init_weights is not None:
+            load_matching_weights(core, init_weights)
+        _seed_everything(config.seed + info.rank)
+
+    def save_state(path: Path, *, finished: bool) -> None:
+        rng_states = all_gather_objects(capture_rng_state(), info)
+        if info.is_main:
+            state = {
+                "model": core.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "iteration": iteration,
+                "total_iterations": total,
+                "epoch": epoch,
+                "batch_in_epoch": batch_index,
+                "rng": rng_states,
+                "config": config.fingerprint(),
+                "world_size": info.world_size,
+                "finished": finished,
+            }
+            save_atomic(state, path)
+            write_json_atomic(losses, losses_path)
+
+    if iteration >= total and final_path.is_file():
+        return TrainResult(final_path, iteration, total, 0.0, 0.0, losses_path, True, losses)
+
+    network = core
+    if info.distributed:
+        device_ids = [info.device.index] if info.device.type == "cuda" else None
+        network = nn.parallel.DistributedDataParallel(core, device_ids=device_ids)
+    transform = getattr(core, "transform", None)
+    original_sizes = (transform.min_size, transform.max_size) if transform is not None else None
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    autocast = (
+        torch.autocast(device_type="cuda", dtype=amp_dtype)
+        if amp_dtype is not None
+        else contextlib.nullcontext()
+    )
+    from tqdm.auto import tqdm
+
+    progress = tqdm(
+        total=total, initial=iteration, desc="train", disable=not (info.is_main and config.progress)
+    )
+    stream = _batch_stream(dataset, sampler, epoch=epoch, batch=batch_index, info=info, config=config)
+    start, train_seconds, images_seen, steps = time.perf_counter(), 0.0, 0, 0
+    core.train()
+    try:
+        while iteration < total:
+            if config.max_iterations_this_call is not None and steps >= config.max_iterations_this_call:
+                break
+            step_start = time.perf_counter()
+            epoch, batch_index, (images, targets) = next(stream)
+            if config.flip:
+                rng = _augmentation_rng(config.seed, iteration, 1 + info.rank)
+                pairs = [
+                    flip_horizontal(im, t) if rng.random() < 0.5 else (im, t)
+                    for im, t in zip(images, targets)
+                ]
+                images, targets = [p[0] for p in pairs], [p[1] for p in pairs]
+            scale = batch_scale(config, iteration)
+            if transform is not None and scale is not None:
+                transform.min_size = (scale,)
+            if transform is not None and config.max_size is not None:
+                transform.max_size = config.max_size
+            lr = config.lr_at(iteration, total=total)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            images = [im.to(info.device, non_blocking=True) for im in images]
+            targets = [
+                {k: v.to(info.device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets
+            ]
+            with autocast:
+                loss_dict = network(images, targets)
+            loss = sum(loss_dict.values())
+            values = torch.stack([loss.detach().float(), *(v.detach().float() for v in loss_dict.values())])
+            values = all_reduce_mean(values.cpu(), info)
+            terms = dict(zip(["loss", *loss_dict], (float(v) for v in values)))
+            if not all(math.isfinite(v) for v in terms.values()):
+                _diverged(iteration + 1, terms, last_path, losses, losses_path, info)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if config.clip_grad is not None:
+                norm = float(torch.nn.utils.clip_grad_norm_(params, config.clip_grad))
+                if scaler is None and not math.isfinite(norm):
+                    _diverged(
+                        iteration + 1, {**terms, "grad_norm": norm}, last_path, losses, losses_path, info
+                    )
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            iteration, batch_index, steps = iteration + 1, batch_index + 1, steps + 1
+            losses.append({"iteration": iteration, **terms, "lr": lr})
+            train_seconds += time.perf_counter() - step_start
+            images_seen += len(images) * info.world_size
+            progress.update(1)
+            if iteration % config.log_every == 0 or iteration == total:
+                recent = [e["loss"] for e in losses[-config.log_every :]]
+                progress.set_postfix(
+                    loss=f"{sum(recent) / len(recent):.3f}", img_s=f"{images_seen / train_seconds:.1f}"
+                )
+            if iteration % config.checkpoint_every == 0 and iteration < total:
+                save_state(last_path, finished=False)
+    finally:
+        progress.close()
+        if original_sizes is not None:
+            transform.min_size, transform.max_size = original_sizes
+
+    finished = iteration >= total
+    save_state(last_path, finished=finished)
+    if finished and info.is_main:
+        save_atomic(
+            {
+                "model": core.state_dict(),
+                "iteration": iteration,
+                "config": config.fingerprint(),
+                "finished": True,
+            },
+            final_path,
+        )
+    barrier(info)
+    seconds = time.perf_counter() - start
+    return TrainResult(
+        checkpoint=final_path if finished else last_path,
+        iterations=iteration,
+        total_iterations=total,
+        seconds=seconds,
+        images_per_s=images_seen / train_seconds if train_seconds > 0 else 0.0,
+        losses_path=losses_path,
+        finished=finished,
+        losses=losses,
+    )
+
+
+def _diverged(iteration: int, terms: dict, last_path: Path, losses: list, losses_path: Path, info: DistInfo):
+    """Stop on a non-finite loss: keep ``last.pt`` as it is, save the loss history, explain."""
+    if info.is_main:
+        write_json_atomic(losses, losses_path)
+    kept = f"last good checkpoint: {last_path}" if last_path.is_file() else "no checkpoint was written yet"
+    values = ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
+    raise TrainingDivergedError(
+        f"non-finite loss at iteration {iteration} ({values}); training stopped, {kept}. "
+        "Lower the learning rate, lengthen warm-up or clip gradients."
+    )
