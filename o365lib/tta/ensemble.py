@@ -21,7 +21,15 @@ from torchvision.ops import batched_nms
 from o365lib.tta.soft_nms import soft_nms
 from o365lib.tta.wbf import batched_weighted_boxes_fusion
 
-__all__ = ["MERGE_METHODS", "ensemble_results", "fuse_detections", "results_to_tensors", "tensors_to_results"]
+__all__ = [
+    "MERGE_METHODS",
+    "ensemble_results",
+    "fuse_detections",
+    "nms_per_image",
+    "results_to_tensors",
+    "tensors_to_results",
+    "top_per_image",
+]
 
 MERGE_METHODS = ("wbf", "soft_nms", "nms")
 
@@ -33,6 +41,29 @@ def _group_ids(image_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     span = int(labels.max() - labels.min()) + 1
     key = (image_ids - image_ids.min()) * span + (labels - labels.min())
     return torch.unique(key, return_inverse=True)[1]
+
+
+def nms_per_image(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    image_ids: torch.Tensor,
+    iou_threshold: float,
+) -> torch.Tensor:
+    """Hard NMS per (image, label): one ``torchvision.ops.batched_nms`` call per image.
+
+    One call over all images would be slower on CPU: torchvision's NMS kernel compares each
+    kept box with every later box (O(N x kept)), and ``batched_nms`` loops over groups in
+    Python above 4000 boxes (measured in bench/bench_fusion.py).
+    """
+    if boxes.numel() == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    order = torch.argsort(image_ids, stable=True)
+    _, counts = torch.unique_consecutive(image_ids[order], return_counts=True)
+    keep = []
+    for idx in torch.split(order, counts.tolist()):
+        keep.append(idx[batched_nms(boxes[idx], scores[idx], labels[idx], iou_threshold)])
+    return torch.cat(keep)
 
 
 def top_per_image(scores: torch.Tensor, image_ids: torch.Tensor, max_dets: int) -> torch.Tensor:
@@ -121,7 +152,9 @@ def fuse_detections(
         groups = _group_ids(image_ids, labels)
         if method == "nms":
             valid = torch.nonzero(scores > score_threshold).flatten()
-            keep = valid[batched_nms(boxes[valid], scores[valid], groups[valid], iou_threshold)]
+            keep = valid[
+                nms_per_image(boxes[valid], scores[valid], labels[valid], image_ids[valid], iou_threshold)
+            ]
             out_scores = scores[keep]
         else:
             keep, out_scores = soft_nms(
