@@ -11,6 +11,7 @@ mapping silently scrambles the classes.
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -136,12 +137,12 @@ def parse_class_range(spec: str | int, num_classes: int) -> list[int]:
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"invalid class range {spec!r}: num_classes must be a positive int, got {num_classes!r}")
-    if isinstance(spec, bool) or not isinstance(spec, (str, int)):  # one error type for every bad spec
+    if isinstance(spec, bool) or not isinstance(spec, (str, numbers.Integral)):  # one error type for all
         raise ValueError(  # noqa: TRY004
             f"invalid class range {spec!r}: expected a string such as '301-365' or an int rank, "
             f"got {type(spec).__name__}"
         )
-    text = str(spec).strip()
+    text = spec.strip() if isinstance(spec, str) else str(int(spec))
     if text.lower() == "all":
         return list(range(1, num_classes + 1))
     if not text:

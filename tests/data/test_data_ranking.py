@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from o365lib.data import (
@@ -77,6 +78,7 @@ def test_class_ranks_rejects_unlisted_category():
         (" 1 - 3 , 10 ", [1, 2, 3, 10]),
         ("5-7,6-8", [5, 6, 7, 8]),
         ("365", [365]),
+        (np.int64(7), [7]),
     ],
 )
 def test_parse_class_range_accepts(spec, expected):
