@@ -21,6 +21,7 @@ __all__ = ["plot_image_examples", "plot_instance_distribution", "plot_tiny_distr
 
 _RANGE_COLOURS = ("#1f77b4", "#ff7f0e", "#d62728", "#2ca02c", "#9467bd", "#8c564b")
 _HIGHLIGHT, _OTHER = "#ffd400", "rgba(255,255,255,0.55)"
+_DETECTION = "#00e5ff"
 
 
 def _bounds(spec: tuple[int, int] | str) -> tuple[int, int]:
@@ -122,13 +123,17 @@ def plot_image_examples(
     cols: int = 4,
     title: str = "Example training images",
     panel_px: int = 220,
+    detections: Sequence[dict] | None = None,
+    score_threshold: float = 0.3,
 ) -> go.Figure:
     """A grid of images with their ground-truth boxes drawn and labelled.
 
     ``coco_data`` is a :class:`o365lib.data.CocoData` (images are read from its
     ``image_root``). Boxes of ``highlight_category_ids`` are drawn thick and yellow with their
     class name; the others thin and white. Each image becomes a ``go.Image`` trace in its own
-    subplot, embedded as a base64 PNG so the figure works offline.
+    subplot, embedded as a base64 PNG so the figure works offline. ``detections`` (COCO results)
+    adds a model's boxes of the highlighted classes scoring at least ``score_threshold``, dashed
+    in cyan with their score on hover.
     """
     image_ids = [int(i) for i in image_ids]
     if not image_ids:
@@ -144,6 +149,10 @@ def plot_image_examples(
                         if a["category_id"] in highlight})
         label = names[0] + (f" +{len(names) - 1}" if len(names) > 1 else "") if names else f"image {iid}"
         subtitles.append(label)
+    dets_by_image: dict[int, list[dict]] = {}
+    for det in detections or ():
+        if det["image_id"] in image_ids and det["category_id"] in highlight and det["score"] >= score_threshold:
+            dets_by_image.setdefault(int(det["image_id"]), []).append(det)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=subtitles, horizontal_spacing=0.02,
                         vertical_spacing=0.08)
     for k, iid in enumerate(image_ids):
@@ -170,6 +179,10 @@ def plot_image_examples(
                 textposition="top center", textfont={"color": _HIGHLIGHT, "size": 9},
                 hovertext=[f"{n} (id {a['category_id']})" for n, a in zip(names, anns)], hoverinfo="text",
             ), row=row, col=col)
+        for det in dets_by_image.get(iid, []):
+            x, y, w, h = det["bbox"]
+            fig.add_shape(type="rect", x0=x, y0=y, x1=x + w, y1=y + h, xref=f"x{axis}", yref=f"y{axis}",
+                          line={"color": _DETECTION, "width": 2, "dash": "dot"})
         fig.update_xaxes(visible=False, range=[0, width], row=row, col=col)
         fig.update_yaxes(visible=False, range=[height, 0], scaleanchor=f"x{axis}", row=row, col=col)
     fig.update_layout(title=title, height=rows * panel_px + 90, width=cols * panel_px + 40,

@@ -88,3 +88,16 @@ def test_image_examples_errors(tmp_path):
     (tmp_path / "2.png").unlink()
     with pytest.raises(ValueError, match="image id=2"):
         plot_image_examples(coco, [2])
+
+
+def test_image_examples_draw_detections_of_highlighted_classes(tmp_path):
+    coco = _coco(tmp_path)
+    dets = [
+        {"image_id": 3, "category_id": 2, "bbox": [31.0, 5.0, 10.0, 8.0], "score": 0.9},  # drawn
+        {"image_id": 3, "category_id": 2, "bbox": [1.0, 1.0, 4.0, 4.0], "score": 0.1},  # below threshold
+        {"image_id": 3, "category_id": 5, "bbox": [1.0, 1.0, 4.0, 4.0], "score": 0.9},  # not highlighted
+        {"image_id": 2, "category_id": 2, "bbox": [1.0, 1.0, 4.0, 4.0], "score": 0.9},  # image not shown
+    ]
+    fig = plot_image_examples(coco, [1, 3], highlight_category_ids=[2], detections=dets, score_threshold=0.3)
+    dotted = [s for s in fig.layout.shapes if s.line.dash == "dot"]
+    assert len(dotted) == 1 and (dotted[0].x0, dotted[0].x1, dotted[0].xref) == (31.0, 41.0, "x2")
