@@ -107,6 +107,17 @@ def broadcast_flag(flag: bool, info: DistInfo) -> bool:
     return bool(tensor.item() > 0)
 
 
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP broadcasts them before each forward, so during training only rank 0's count; after the
+    last step each rank holds its own update, and this makes every rank end with what rank 0 saved.
+    """
+    if info.distributed:
+        for buffer in module.buffers():
+            dist.broadcast(buffer.data, src=0)
+
+
 def barrier(info: DistInfo) -> None:
     if info.distributed:
         dist.barrier()

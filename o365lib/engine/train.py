@@ -44,6 +44,7 @@ from o365lib.engine.distributed import (
     all_gather_objects,
     all_reduce_mean,
     barrier,
+    broadcast_buffers,
     setup_distributed,
 )
 
@@ -311,6 +312,7 @@ def train(
             transform.min_size, transform.max_size = original_sizes
 
     finished = iteration >= total
+    broadcast_buffers(core, info)
     save_state(last_path, finished=finished)
     if finished and info.is_main:
         save_atomic(
