@@ -111,6 +111,10 @@ def validate_profile(profile: Mapping[str, Any], *, source: str = "<profile>") -
     steps = profile["train"]["lr_steps"]
     if not isinstance(steps, list) or any(not 0 < float(s) <= 1 for s in steps):
         raise ValueError(f"{source}: train.lr_steps must be a list of fractions in (0, 1], got {steps!r}")
+    for key in ("batch_size", "checkpoint_every"):
+        value = profile["train"][key]
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{source}: train.{key} must be an integer >= 1, got {value!r}")
     if not isinstance(profile["eval"]["ranges"], list):
         raise ValueError(f"{source}: eval.ranges must be a list of class-rank ranges")
 

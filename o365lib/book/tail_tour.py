@@ -99,3 +99,55 @@ def pick_example_classes(data: Any, stats: pd.DataFrame, *, head: str = "1-150",
     parts = [part.drop(columns=["score"], errors="ignore").assign(group=name) for name, part in groups]
     columns = ["group", "category_id", "name", "rank", "instances", "images", *APPEARANCE_COLUMNS]
     return pd.concat(parts, ignore_index=True)[columns]
+
+
+def tail_class_table(per_class: pd.DataFrame, data: Any, *, spec: str = "301-365") -> pd.DataFrame:
+    """The classes of a rank range with their AP and how they look in the training data.
+
+    ``per_class`` is :func:`o365lib.evaluation.per_class_table` (category_id, name, rank, ap),
+    ``data`` the training split (CocoData or dict). Columns: category_id, name, rank, ap,
+    instances, images, ``mean box area`` (pixels), ``objects per image``, and ``style`` when the
+    categories carry one (the synthetic data). Sorted by rank.
+    """
+    missing = {"category_id", "rank", "ap"} - set(per_class.columns)
+    if missing:
+        raise ValueError(f"tail_class_table needs a per_class_table; missing columns {sorted(missing)}")
+    dataset = _dataset(data)
+    ranked = per_class.dropna(subset=["rank"])
+    ranks = set(parse_class_range(spec, int(ranked["rank"].max()) if len(ranked) else 0))
+    part = ranked[ranked["rank"].isin(ranks)].copy()
+    areas: dict[int, list[float]] = defaultdict(list)
+    images: dict[int, set[int]] = defaultdict(set)
+    for ann in dataset["annotations"]:
+        cid = int(ann["category_id"])
+        areas[cid].append(float(ann["bbox"][2]) * float(ann["bbox"][3]))
+        images[cid].add(int(ann["image_id"]))
+    cats = {int(c["id"]): c for c in dataset["categories"]}
+    part["instances"] = [len(areas[int(c)]) for c in part["category_id"]]
+    part["images"] = [len(images[int(c)]) for c in part["category_id"]]
+    part["mean box area"] = [round(sum(areas[int(c)]) / len(areas[int(c)]), 1) if areas[int(c)] else float("nan")
+                             for c in part["category_id"]]
+    part["objects per image"] = (part["instances"] / part["images"].where(part["images"] > 0)).round(2)
+    if any("style" in c for c in cats.values()):
+        part["style"] = [cats.get(int(c), {}).get("style", "") for c in part["category_id"]]
+    part["rank"] = part["rank"].astype(int)
+    return part.sort_values("rank", kind="stable").reset_index(drop=True)
+
+
+def extreme_classes(table: pd.DataFrame, *, per_group: int = 2) -> pd.DataFrame:
+    """The ``per_group`` lowest-AP ("hardest") then highest-AP ("easiest") classes of a table.
+
+    ``table`` is a :func:`tail_class_table`; classes without an AP (no validation boxes) are
+    left out. Ties: among equal APs the smaller mean box area counts as harder. A ``group``
+    column comes first; a class is never in both groups.
+    """
+    if per_group < 1:
+        raise ValueError(f"per_group must be >= 1, got {per_group}")
+    scored = table.dropna(subset=["ap"])
+    order = scored.sort_values(["ap", "mean box area", "rank"], ascending=[True, True, True], kind="stable")
+    hardest = order.head(per_group)
+    rest = order[~order["category_id"].isin(hardest["category_id"])]
+    easiest = rest.sort_values(["ap", "mean box area", "rank"], ascending=[False, False, True],
+                               kind="stable").head(per_group)
+    out = pd.concat([hardest.assign(group="hardest"), easiest.assign(group="easiest")], ignore_index=True)
+    return out[["group", *[c for c in out.columns if c != "group"]]]

@@ -63,6 +63,10 @@ def test_validation_names_file_and_key(root):
     profile["train"]["lr_steps"] = [6, 16]
     with pytest.raises(ValueError, match="lr_steps must be a list of fractions"):
         validate_profile(profile, source="x.yaml")
+    profile = load_profile("smoke", root=root)
+    profile["train"]["checkpoint_every"] = 0
+    with pytest.raises(ValueError, match=r"train.checkpoint_every must be an integer >= 1, got 0"):
+        validate_profile(profile, source="x.yaml")
 
 
 def test_deep_merge_does_not_alias_or_mutate():

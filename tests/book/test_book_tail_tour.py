@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from o365lib.book.tail_tour import class_appearance, pick_example_classes, range_summary
+from o365lib.book.tail_tour import (class_appearance, extreme_classes, pick_example_classes, range_summary,
+                                    tail_class_table)
 
 
 def _dataset():
@@ -71,3 +72,29 @@ def test_picks_agree_with_the_synthetic_styles(tmp_path):
     assert set(picked[picked.group == "tail: small, clustered"]["style"]) == {"small_clustered"}
     assert set(picked[picked.group == "tail: large, plain"]["style"]) == {"large_plain"}
     assert (picked[picked.group != "head"]["rank"] >= 301).all()
+
+
+def _per_class():
+    return pd.DataFrame({"category_id": [1, 2, 4, 3, 9], "name": ["c1", "c2", "c4", "c3", "c9"],
+                         "rank": [1, 2, 3, 4, None], "ap": [50.0, 0.0, 0.0, 70.0, float("nan")]})
+
+
+def test_tail_class_table():
+    table = tail_class_table(_per_class(), _dataset(), spec="2-4")
+    assert table["category_id"].tolist() == [2, 4, 3]
+    assert table["instances"].tolist() == [4, 2, 1] and table["images"].tolist() == [1, 1, 1]
+    assert table["mean box area"].tolist() == [25.0, 900.0, 6400.0]
+    assert table["objects per image"].tolist() == [4.0, 2.0, 1.0]
+    assert "style" not in table
+    with pytest.raises(ValueError, match="missing columns"):
+        tail_class_table(pd.DataFrame({"rank": [1]}), _dataset())
+
+
+def test_extreme_classes():
+    table = tail_class_table(_per_class(), _dataset(), spec="1-4")
+    picked = extreme_classes(table, per_group=2)
+    assert picked["group"].tolist() == ["hardest", "hardest", "easiest", "easiest"]
+    assert picked["category_id"].tolist() == [2, 4, 3, 1]  # equal AP 0: the smaller boxes are harder
+    assert extreme_classes(table, per_group=3)["category_id"].tolist() == [2, 4, 1, 3]  # no class twice
+    with pytest.raises(ValueError):
+        extreme_classes(table, per_group=0)
