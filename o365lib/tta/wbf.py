@@ -41,6 +41,8 @@ from collections.abc import Sequence
 
 import torch
 
+from o365lib.tta.soft_nms import serial_on_cpu
+
 __all__ = ["CONF_TYPES", "batched_weighted_boxes_fusion", "weighted_boxes_fusion"]
 
 CONF_TYPES = ("avg", "max", "box_and_model_avg", "absent_model_aware_avg")
@@ -134,6 +136,7 @@ def weighted_boxes_fusion(
     return out[0], out[1], out[2]
 
 
+@serial_on_cpu
 def batched_weighted_boxes_fusion(
     boxes: torch.Tensor,
     scores: torch.Tensor,

@@ -149,3 +149,14 @@ def test_bad_arguments():
     model = FakeDetector().train()
     predict_tta(model, TinyDataset(), scales=[64], flip=False, label_map=LabelMap())
     assert model.training  # mode restored
+
+
+class EmptyDetector(FakeDetector):
+    def forward(self, images):
+        return [{"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.long), "scores": torch.zeros(0)}
+                for _ in images]  # fmt: skip
+
+
+@pytest.mark.parametrize("merge", ["nms", "soft_nms", "wbf"])
+def test_no_detections_gives_empty_results(merge):
+    assert predict_tta(EmptyDetector(), TinyDataset(), scales=[32, 64], merge=merge) == []

@@ -179,3 +179,10 @@ def test_bad_input_errors():
         soft_nms(b, s, lab, score_threshold=-1)
     with pytest.raises(TypeError):
         soft_nms(b.numpy(), s, lab)
+
+
+def test_one_cpu_thread_restores_the_setting():
+    before = torch.get_num_threads()
+    with soft_nms_module.one_cpu_thread(torch.device("cpu")):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
