@@ -184,15 +184,21 @@ def build_model(run_or_kwargs, *, num_classes=None, device="cpu", load=True):
 
 
 def train_config(ctx, *, section: str = "train", **overrides):
-    """TrainConfig from the profile's train section, with a section's overrides (e.g. experts)."""
+    """TrainConfig from the profile's train section, a section's overrides (e.g. experts) and kwargs.
+
+    A section (``experts``, ``resampling``, ``tiny``) overrides the train keys it repeats (epochs,
+    lr, ...); ``iterations`` in the overrides replaces ``epochs`` as the budget.
+    """
     from o365lib.engine import TrainConfig
 
     t = dict(ctx.cfg["train"])
     if section != "train":
         t.update({k: v for k, v in ctx.cfg[section].items() if k in t})
     t.update(overrides)
+    iterations = t.get("iterations")
     return TrainConfig(
-        epochs=float(t["epochs"]),
+        epochs=None if iterations else float(t["epochs"]),
+        iterations=int(iterations) if iterations else None,
         batch_size=int(t["batch_size"]),
         lr=float(t["lr"]),
         momentum=float(t["momentum"]),
@@ -202,11 +208,20 @@ def train_config(ctx, *, section: str = "train", **overrides):
         scales=tuple(int(s) for s in t["scales"]),
         flip=bool(t["flip"]),
         clip_grad=float(t["clip_grad"]) if t.get("clip_grad") else None,
-        amp=bool(t.get("amp", False)),
+        amp=t.get("amp", False),
         checkpoint_every=int(t["checkpoint_every"]),
         seed=int(ctx.cfg.get("seed", 0)),
         num_workers=int(t.get("num_workers", 0)),
     )
+
+
+def _config_spec(config) -> dict:
+    """The fields of a TrainConfig that change what training computes (for artefact keys)."""
+    from dataclasses import asdict
+
+    from o365lib.engine.config import OPERATIONAL_FIELDS
+
+    return {k: v for k, v in asdict(config).items() if k not in OPERATIONAL_FIELDS}
 
 
 def device_of(ctx) -> str:
@@ -234,7 +249,7 @@ def ensure_model(ctx, name: str, *, split: str = "train", train_set: Path | None
     config = train_config(ctx, section=section, **(train_overrides or {}))
     num_classes = coco.label_map.num_classes
     spec = {
-        "name": name, "model": mkw, "num_classes": num_classes, "train": config.__dict__,
+        "name": name, "model": mkw, "num_classes": num_classes, "train": _config_spec(config),
         "data": str(train_set or ensure_dataset(ctx).files[split]), "sampler": sampler,
         "init": getattr(init, "key", str(init) if init else None), "init_prefixes": list(init_prefixes),
     }
