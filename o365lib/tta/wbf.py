@@ -289,65 +289,75 @@ def _fuse_groups(
     sizes = sizes_t.tolist()
     num_groups, total = len(sizes), boxes.shape[0]
 
-    # cluster state, one slot per box (cluster c of a group lives in slot start + c)
-    rep = torch.zeros((total, 4), dtype=torch.float64, device=device)  # current fused box
-    rep_area = torch.zeros(total, dtype=torch.float64, device=device)
-    acc = torch.zeros((total, 4), dtype=torch.float64, device=device)  # sum of s*w*box
-    sums = torch.zeros((total, 3), dtype=torch.float64, device=device)  # s*w, count, weight
-    max_sw = torch.full((total,), -torch.inf, dtype=torch.float64, device=device)
-    models = torch.zeros((total, num_models), dtype=torch.bool, device=device) if need_models else None
-    n_clusters = torch.zeros(num_groups, dtype=torch.int64, device=device)
-    upd = torch.stack([sw, torch.ones_like(sw), weight], dim=1)
-    steps = torch.arange(sizes[0], device=device)
-
     active, a = [], num_groups
     for t in range(sizes[0]):
         while a > 0 and sizes[a - 1] <= t:
             a -= 1
         active.append(a)
 
-    for t in range(sizes[0]):
-        a = active[t]
-        st = start[:a]
-        bi = st + t
-        box = boxes[bi]
-        if t == 0:
-            cluster = torch.zeros(a, dtype=torch.int64, device=device)
-            n_clusters[:a] = 1
-        else:
-            cs = (st[:, None] + steps[None, :t]).flatten()
-            r = rep.index_select(0, cs).view(a, t, 4)
-            xa = torch.maximum(r[..., 0], box[:, None, 0])
-            ya = torch.maximum(r[..., 1], box[:, None, 1])
-            xb = torch.minimum(r[..., 2], box[:, None, 2])
-            yb = torch.minimum(r[..., 3], box[:, None, 3])
-            inter = (xb - xa).clamp_(min=0) * (yb - ya).clamp_(min=0)
-            iou = inter / (rep_area.index_select(0, cs).view(a, t) + area[bi][:, None] - inter)
-            nc = n_clusters[:a]
-            iou.masked_fill_(steps[None, :t] >= nc[:, None], -1.0)
-            best, best_idx = iou.max(dim=1)
-            join = best > iou_threshold
-            cluster = torch.where(join, best_idx, nc)
-            nc += (~join).long()
-        slot = st + cluster
-        sums.index_add_(0, slot, upd[bi])
-        acc.index_add_(0, slot, box * sw[bi][:, None])
-        max_sw.scatter_reduce_(0, slot, sw[bi], reduce="amax")
-        if models is not None:
-            models[slot, model_ids[bi]] = True
-        s = sums[slot]
-        # ensemble-boxes: a singleton keeps its box; a merged cluster's box is float32(acc / conf)
-        new_rep = torch.where(s[:, 1:2] > 1, (acc[slot] / s[:, 0:1]).float().double(), box)
-        rep[slot] = new_rep
-        rep_area[slot] = (new_rep[:, 2] - new_rep[:, 0]) * (new_rep[:, 3] - new_rep[:, 1])
+    # step-major copies of the per-box inputs: step t's boxes (box t of each active group,
+    # groups 0..active[t]-1) are one contiguous slice [offset[t], offset[t] + active[t])
+    active_t = torch.tensor(active, device=device)
+    offset = torch.cumsum(active_t, 0) - active_t
+    offsets = offset.tolist()
+    group_of = torch.repeat_interleave(torch.arange(num_groups, device=device), sizes_t)
+    step_of = torch.arange(total, device=device) - start[group_of]
+    src = torch.empty(total, dtype=torch.int64, device=device)
+    src[offset[step_of] + group_of] = torch.arange(total, device=device)
+    box_sm, area_sm, sw_sm, mid_sm = boxes[src], area[src], sw[src], model_ids[src]
+    # what a box adds to its cluster: s*w, count 1, weight, s*w * box
+    add_sm = torch.cat([torch.stack([sw, torch.ones_like(sw), weight], 1), boxes * sw[:, None]], 1)[src]
 
-    used = torch.nonzero(sums[:, 1] > 0).flatten()
+    # cluster state, one slot per box (cluster c of a group lives in slot start + c)
+    state = torch.zeros((total, 7), dtype=torch.float64, device=device)  # s*w, count, weight, sum s*w*box
+    rep = torch.zeros((total, 5), dtype=torch.float64, device=device)  # fused box, its area
+    max_sw = torch.full((total,), -torch.inf, dtype=torch.float64, device=device)
+    models = torch.zeros((total, num_models), dtype=torch.bool, device=device) if need_models else None
+    n_clusters = torch.ones(num_groups, dtype=torch.int64, device=device)
+    steps = torch.arange(sizes[0], device=device)
+
+    # step 0: every group's first box starts cluster 0
+    state.index_copy_(0, start, add_sm[:num_groups])
+    rep.index_copy_(0, start, torch.cat([box_sm[:num_groups], area_sm[:num_groups, None]], 1))
+    max_sw.index_copy_(0, start, sw_sm[:num_groups])
+    if models is not None:
+        models[start, mid_sm[:num_groups]] = True
+    for t in range(1, sizes[0]):
+        a, lo = active[t], offsets[t]
+        hi = lo + a
+        st = start[:a]
+        box = box_sm[lo:hi]
+        cs = (st[:, None] + steps[None, :t]).flatten()
+        r = rep.index_select(0, cs).view(a, t, 5)
+        xa = torch.maximum(r[..., 0], box[:, None, 0])
+        ya = torch.maximum(r[..., 1], box[:, None, 1])
+        xb = torch.minimum(r[..., 2], box[:, None, 2])
+        yb = torch.minimum(r[..., 3], box[:, None, 3])
+        inter = (xb - xa).clamp_(min=0) * (yb - ya).clamp_(min=0)
+        iou = inter / (r[..., 4] + area_sm[lo:hi, None] - inter)
+        nc = n_clusters[:a]
+        iou.masked_fill_(steps[None, :t] >= nc[:, None], -1.0)
+        best, best_idx = iou.max(dim=1)
+        join = best > iou_threshold
+        slot = st + torch.where(join, best_idx, nc)
+        nc += ~join
+        state.index_add_(0, slot, add_sm[lo:hi])
+        max_sw.scatter_reduce_(0, slot, sw_sm[lo:hi], reduce="amax")
+        if models is not None:
+            models[slot, mid_sm[lo:hi]] = True
+        s = state.index_select(0, slot)
+        # ensemble-boxes: a singleton keeps its box; a merged cluster's box is float32(acc / conf)
+        new_box = torch.where(s[:, 1:2] > 1, (s[:, 3:] / s[:, 0:1]).float().double(), box)
+        new_area = (new_box[:, 2] - new_box[:, 0]) * (new_box[:, 3] - new_box[:, 1])
+        rep.index_copy_(0, slot, torch.cat([new_box, new_area[:, None]], 1))
+
+    used = torch.nonzero(state[:, 1] > 0).flatten()
     return (
-        rep[used],
-        sums[used, 0],
-        sums[used, 1],
+        rep[used, :4],
+        state[used, 0],
+        state[used, 1],
         max_sw[used],
-        sums[used, 2],
+        state[used, 2],
         models[used] if models is not None else None,
         labels[used],
         image_ids[used],
