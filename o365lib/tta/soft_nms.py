@@ -202,7 +202,9 @@ def _run_bucket(boxes, scores, index, sizes, *, method, iou_threshold, sigma, sc
         if (t + 1) % _EARLY_STOP_EVERY == 0 and t + 1 < n and not bool((vals > score_threshold).any()):
             break
     steps = len(picked)
-    rows = torch.cat([torch.arange(active[t], device=boxes.device) for t in range(steps)])
+    # rows picked at step t are groups 0..active[t]-1: row-major nonzero of that mask
+    active_t = torch.tensor(active[:steps], device=boxes.device)
+    rows = torch.nonzero(torch.arange(g, device=boxes.device)[None, :] < active_t[:, None])[:, 1]
     cols = torch.cat(picked)
     vals = torch.cat(picked_scores)
     return index[rows, cols], vals
@@ -259,7 +261,10 @@ def soft_nms(
 
     # group boxes by label (stable: input order within a label), then groups by size descending
     by_label = torch.argsort(lab, stable=True)
-    _, counts = torch.unique_consecutive(lab[by_label], return_counts=True)
+    sorted_lab = lab[by_label]
+    bounds = torch.nonzero(sorted_lab[1:] != sorted_lab[:-1]).flatten() + 1
+    edges = torch.cat([bounds.new_zeros(1), bounds, bounds.new_full((1,), sorted_lab.numel())])
+    counts = edges[1:] - edges[:-1]
     group_order = torch.argsort(counts, descending=True, stable=True)
     sizes_t = counts[group_order]
     starts = torch.cumsum(counts, 0) - counts
