@@ -27,6 +27,19 @@ from o365lib.modeling.cascade import BOX_WEIGHTS, IOU_THRESHOLDS, STAGE_LOSS_WEI
 from o365lib.modeling.detector import CascadeRCNN
 from o365lib.modeling.weights import load_model_weights
 
+
+class FloatRPNHead(RPNHead):
+    """torchvision's ``RPNHead`` with float32 outputs.
+
+    Under bf16 autocast the RPN would otherwise decode proposals in bf16 (coordinates off by
+    several pixels at 800 px); state-dict keys are unchanged.
+    """
+
+    def forward(self, x):
+        logits, deltas = super().forward(x)
+        return [t.float() for t in logits], [t.float() for t in deltas]
+
+
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
 
@@ -150,7 +163,7 @@ def build_detector(
     post_nms = rpn_post_nms_top_n or preset["rpn_post_nms_top_n"]
     rpn = RegionProposalNetwork(
         anchor_generator,
-        RPNHead(fpn_channels, anchor_generator.num_anchors_per_location()[0]),
+        FloatRPNHead(fpn_channels, anchor_generator.num_anchors_per_location()[0]),
         fg_iou_thresh=0.7,
         bg_iou_thresh=0.3,
         batch_size_per_image=rpn_batch_size_per_image or preset["rpn_batch_size_per_image"],

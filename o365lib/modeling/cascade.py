@@ -45,7 +45,8 @@ class StagePredictor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.flatten(start_dim=1)
-        return self.cls_score(x), self.bbox_pred(x)
+        # float32 outputs under autocast: losses and box decoding stay exact (bf16 has 8 mantissa bits)
+        return self.cls_score(x).float(), self.bbox_pred(x).float()
 
 
 class CascadeStage(RoIHeads):

@@ -212,3 +212,19 @@ def test_bad_arguments():
         model(
             images, [{"boxes": torch.tensor([[0.0, 0, 9, 9], [1, 1, 5, 5]]), "labels": torch.tensor([4, 0])}]
         )
+
+
+def test_bf16_autocast_keeps_heads_and_proposals_float32():
+    torch.manual_seed(0)
+    model = build_detector(5)
+    images, targets = _batch(labels=(1, 5))
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        losses = model.train()(images, targets)
+        assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+        model.eval()
+        image_list, _ = model.transform(images)
+        features = model.backbone(image_list.tensors)
+        proposals, _ = model.rpn(image_list, features)
+        raw = model.predict_raw(images)
+    assert proposals[0].dtype == torch.float32
+    assert raw[0]["boxes"].dtype == torch.float32 and raw[0]["scores"].dtype == torch.float32
