@@ -56,6 +56,7 @@ PRESETS: dict[str, dict] = {
         "returned_layers": (2, 3, 4),
         "anchor_sizes": ((8, 11), (16, 23), (32, 45), (64, 91)),
         "roi_sampling_ratio": 1,
+        "max_candidates": 1000,
     },
     "resnet": {
         "fpn_channels": 256,
@@ -69,6 +70,7 @@ PRESETS: dict[str, dict] = {
         "returned_layers": (1, 2, 3, 4),
         "anchor_sizes": None,
         "roi_sampling_ratio": 2,
+        "max_candidates": 5000,
     },
 }
 
@@ -106,6 +108,7 @@ def build_detector(
     score_thresh: float = 0.05,
     nms_thresh: float = 0.5,
     detections_per_img: int = 100,
+    max_candidates: int | None = None,
 ) -> CascadeRCNN:
     """A Cascade R-CNN (3 stages, FPN, RPN) for ``num_classes`` foreground classes (labels 1..K).
 
@@ -123,6 +126,8 @@ def build_detector(
         min_size: training/test short side (an int or a tuple; the transform picks among them).
         rpn_pre_nms_top_n, rpn_post_nms_top_n: (training, testing) proposal counts per FPN level /
             per image.
+        max_candidates: (box, class) pairs above ``score_thresh`` entering NMS, highest first
+            (tiny: 1000, which keeps CPU NMS of 365 classes at ~3 ms per image instead of ~30 ms).
     """
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
@@ -194,6 +199,7 @@ def build_detector(
         score_thresh=score_thresh,
         nms_thresh=nms_thresh,
         detections_per_img=detections_per_img,
+        max_candidates=max_candidates or preset["max_candidates"],
     )
     model.config = {
         "num_classes": num_classes,

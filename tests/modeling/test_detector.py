@@ -228,3 +228,13 @@ def test_bf16_autocast_keeps_heads_and_proposals_float32():
         raw = model.predict_raw(images)
     assert proposals[0].dtype == torch.float32
     assert raw[0]["boxes"].dtype == torch.float32 and raw[0]["scores"].dtype == torch.float32
+
+
+def test_max_candidates_keeps_the_highest_scores():
+    model = _postprocess_model()
+    assert build_detector(3).max_candidates == 1000
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0], [80.0, 0.0, 90.0, 10.0]])
+    scores = torch.tensor([[0.9, 0.0, 0.0], [0.0, 0.3, 0.0], [0.0, 0.0, 0.5]])
+    model.max_candidates = 2
+    out = model.postprocess_raw(boxes, scores, (100, 100))
+    assert out["labels"].tolist() == [1, 3] and out["scores"].tolist() == pytest.approx([0.9, 0.5])
