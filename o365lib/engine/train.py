@@ -198,6 +198,8 @@ def train(
         if losses_path.is_file():
             losses = [e for e in json.loads(losses_path.read_text()) if e["iteration"] <= iteration]
     else:
+        if info.is_main:  # a fresh run: an older run's final.pt must not pass for this one's
+            final_path.unlink(missing_ok=True)
         if init_weights is not None:
             load_matching_weights(core, init_weights)
         _seed_everything(config.seed + info.rank)

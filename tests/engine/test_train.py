@@ -92,6 +92,13 @@ def test_finished_run_returns_at_once_and_config_change_is_refused(uninterrupted
         train(toy_model(), ToyDetections(), config=toy_config(lr=0.02), out_dir=out)
 
 
+def test_fresh_run_removes_an_older_final_checkpoint(tmp_path):
+    (tmp_path / "final.pt").write_bytes(b"from an older run")
+    config = toy_config(max_iterations_this_call=1)
+    result = train(toy_model(), ToyDetections(), config=config, out_dir=tmp_path, resume=False)
+    assert not result.finished and not (tmp_path / "final.pt").exists()
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     # uniform sampler, seed 3: the NaN image is drawn in step 4 (after the checkpoint at 2)
     from o365lib.longtail import UniformSampler
