@@ -103,11 +103,8 @@ def load_checkpoint(path: str | Path, model: nn.Module) -> dict:
     Strict: every key must match (``ValueError`` naming the file otherwise). Returns the
     checkpoint's metadata (iteration, config, ...; empty for a raw state dict).
     """
-    load_model_weights(model, path, strict=True)
-    blob = torch.load(Path(path), map_location="cpu", weights_only=True)  # readable: loaded just above
-    if isinstance(blob, dict) and isinstance(blob.get("model"), dict):
-        return {k: v for k, v in blob.items() if k not in ("model", "optimizer", "scaler", "rng")}
-    return {}
+    metadata = load_model_weights(model, path, strict=True)["metadata"]
+    return {k: v for k, v in metadata.items() if k not in ("optimizer", "scaler", "rng")}
 
 
 def load_matching_weights(model: nn.Module, source: str | Path | dict) -> dict:

@@ -9,7 +9,12 @@ from o365lib.modeling.build import PRESETS, build_detector, default_anchor_sizes
 from o365lib.modeling.cascade import BOX_WEIGHTS, IOU_THRESHOLDS, STAGE_LOSS_WEIGHTS, CascadeRoIHeads
 from o365lib.modeling.deform import DeformableConv2d, convert_to_deformable
 from o365lib.modeling.detector import NMS_METHODS, CascadeRCNN
-from o365lib.modeling.weights import load_backbone_weights, load_model_weights, read_state_dict
+from o365lib.modeling.weights import (
+    load_backbone_weights,
+    load_model_weights,
+    read_state_dict,
+    read_weights_file,
+)
 
 __all__ = [
     "BACKBONES",
@@ -29,4 +34,5 @@ __all__ = [
     "load_backbone_weights",
     "load_model_weights",
     "read_state_dict",
+    "read_weights_file",
 ]

@@ -14,20 +14,29 @@ import torch
 from torch import nn
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from a local file: raw, or under "model"/"state_dict" (training checkpoints)."""
+def read_weights_file(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """``(state_dict, metadata)`` from a local file: a raw state dict, or a checkpoint holding it
+    under "model"/"state_dict" (metadata: the checkpoint's other top-level entries)."""
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle / zip errors: say which file
         raise ValueError(f"cannot read weights file {path}: {error}") from error
+    metadata: dict = {}
     for key in ("model", "state_dict"):
         if isinstance(blob, dict) and isinstance(blob.get(key), dict):
+            metadata = {k: v for k, v in blob.items() if k != key}
             blob = blob[key]
     if not isinstance(blob, dict) or not all(isinstance(v, torch.Tensor) for v in blob.values()):
         raise ValueError(f"weights file {path} does not hold a state dict of tensors")
-    return blob
+    return blob, metadata
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a local file: raw, or under "model"/"state_dict" (training checkpoints)."""
+    return read_weights_file(Path(path))[0]
 
 
 def load_backbone_weights(body: nn.Module, path: str | Path) -> None:
@@ -62,10 +71,11 @@ def load_model_weights(model: nn.Module, path: str | Path, *, strict: bool = Tru
     """Load a full model from ``path`` (training checkpoint with "model", or raw state dict).
 
     A shape mismatch always raises ``ValueError`` naming the file; so does any missing or
-    unexpected key with ``strict=True``. Returns ``{"missing_keys", "unexpected_keys"}``.
+    unexpected key with ``strict=True``. Returns ``{"missing_keys", "unexpected_keys", "metadata"}``
+    (metadata: the checkpoint's other entries, e.g. iteration and config; empty for a raw file).
     """
     path = Path(path)
-    state = read_state_dict(path)
+    state, metadata = read_weights_file(path)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     try:
         result = model.load_state_dict(state, strict=False)
@@ -77,4 +87,8 @@ def load_model_weights(model: nn.Module, path: str | Path, *, strict: bool = Tru
             f"missing keys {result.missing_keys[:8]} ({len(result.missing_keys)} in all), "
             f"unexpected keys {result.unexpected_keys[:8]} ({len(result.unexpected_keys)} in all)"
         )
-    return {"missing_keys": result.missing_keys, "unexpected_keys": result.unexpected_keys}
+    return {
+        "missing_keys": result.missing_keys,
+        "unexpected_keys": result.unexpected_keys,
+        "metadata": metadata,
+    }
