@@ -31,9 +31,14 @@ SUMMARY_ROWS: dict[str, Any] = {
     "tail 301-365 AP": SEED["expert_tail_before"],
     "tail 301-365 zero-AP classes": SEED["tail_zero_ap"],
     "tail 301-365 AP, expert": SEED["expert_tail_after"],
+    "301-365 classes improved by expert": SEED["expert_classes_improved"],
     "mAP, experts merged": SEED["experts_overall"][-1],
     "tail 301-365 AP, resampling": SEED["resample_tail"][-1],
     "mAP, resampling": SEED["resample_overall"][-1],
+    "mAP gain, pretrained backbone": SEED["trick_pretrained"],
+    "mAP gain, multi-scale training": SEED["trick_multiscale_train"],
+    "mAP gain, multi-scale test + soft-NMS": SEED["trick_multiscale_test_softnms"],
+    "mAP gain, ensemble": SEED["trick_ensemble"],
     "mAP, all tricks": SEED["final_full_val"],
     "tiny track mAP": SEED["final_tiny_val"],
 }
@@ -131,10 +136,13 @@ def results_summary(profile_dir: str | Path, *, digits: int = 1) -> pd.DataFrame
         value, chapter = measured.get(name, (None, "-"))
         if value is None:
             ours = NOT_RUN
-        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-            ours = round(float(value), digits)
+        elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            ours = int(value)
+        elif isinstance(value, numbers.Real):
+            ours = round(float(value), digits) + 0.0  # + 0.0: no "-0.0"
         else:
             ours = value
         rows.append({"result": name, "ours": ours, "seed": SUMMARY_ROWS.get(name, "-"), "chapter": chapter})
-    frame = pd.DataFrame(rows).set_index("result")
-    return frame.astype({"ours": object, "seed": object})
+    frame = pd.DataFrame(rows).set_index("result").astype({"ours": object, "seed": object})
+    frame.index.name = None  # a header row of its own in HTML otherwise
+    return frame

@@ -16,7 +16,8 @@ def _metrics(folder, chapter, summary, sub=""):
 
 
 def test_results_summary_reads_metrics_and_marks_missing(tmp_path):
-    _metrics(tmp_path, "02_baseline", {"baseline mAP": 12.345, "tail 301-365 AP": 0.04})
+    _metrics(tmp_path, "02_baseline", {"baseline mAP": 12.345, "tail 301-365 AP": -0.04,
+                                       "tail 301-365 zero-AP classes": 40})
     _metrics(tmp_path, "03_experts", {"mAP, experts merged": 13.0, "expert count": 2})
     _metrics(tmp_path, "06_tiny", {"tiny track mAP": 20.0}, sub="full")
     (tmp_path / "01_data_tail").mkdir()
@@ -25,7 +26,8 @@ def test_results_summary_reads_metrics_and_marks_missing(tmp_path):
     assert list(table.columns) == ["ours", "seed", "chapter"]
     assert list(table.index) == list(SUMMARY_ROWS) + ["expert count"]
     assert table.loc["baseline mAP", "ours"] == 12.3 and table.loc["baseline mAP", "seed"] == 29.5
-    assert table.loc["tail 301-365 AP", "ours"] == 0.0
+    assert str(table.loc["tail 301-365 AP", "ours"]) == "0.0"  # not "-0.0"
+    assert str(table.loc["tail 301-365 zero-AP classes", "ours"]) == "40"  # counts stay ints
     assert table.loc["mAP, experts merged", "chapter"] == "03_experts"
     assert table.loc["tiny track mAP", "ours"] == 20.0 and table.loc["tiny track mAP", "seed"] == 34.8
     assert table.loc["mAP, resampling", "ours"] == NOT_RUN and table.loc["mAP, resampling", "chapter"] == "-"
