@@ -56,7 +56,7 @@ def find_chromium() -> str | None:
 def _chromium(chromium: str, args: list[str], *, timeout: float) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="o365book-chromium-") as profile:
         command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def dump_dom(chromium: str, page: Path, *, budget_ms: int = 20000, timeout: float = 180) -> str:
@@ -86,8 +86,8 @@ def cdn_references(html_dir: Path) -> dict[str, list[str]]:
     found = {}
     for page in sorted(html_dir.rglob("*.html")):
         text = page.read_text(encoding="utf8", errors="replace")
-        hits = sorted(set(m.group(0) for m in CDN_PATTERN.finditer(text)))
-        hits += sorted(set(m.group(0)[:160] for m in REMOTE_ASSET.finditer(text)))
+        hits = sorted({m.group(0) for m in CDN_PATTERN.finditer(text)})
+        hits += sorted({m.group(0)[:160] for m in REMOTE_ASSET.finditer(text)})
         if hits:
             found[str(page.relative_to(html_dir))] = hits
     return found

@@ -33,20 +33,54 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train (or reuse) a model of a profile, outside the book")
     train.add_argument("--profile", default="default")
     train.add_argument("--what", default="baseline",
-                       help="which model: baseline, expert (with --classes), ... (steps.ensure_<what>)")
-    train.add_argument("--classes", help="class-rank range for experts, e.g. 301-365")
+                       help="what to train: baseline, expert (with --classes), resampled (with --sampler), "
+                            "pretrained, multiscale, ... (an ensure_<what> step; unknown names list them)")
+    train.add_argument("--classes", help="class-rank range for --what expert, e.g. 301-365")
+    train.add_argument("--sampler", help="sampler for --what resampled, e.g. head_downsample")
     return parser
 
 
-def _train(args) -> int:
-    from o365lib.book import setup_chapter, steps
+#: Modules whose ``ensure_<what>(ctx[, value])`` functions ``train --what`` can call.
+TRAIN_MODULES = ("o365lib.book.steps", "o365lib.book.remedies", "o365lib.book.tricks")
+#: ensure_* functions that are building blocks, not things to train from the command line.
+NOT_TRAINABLE = {"model", "predictions"}
 
-    ensure = getattr(steps, f"ensure_{args.what.replace('-', '_')}", None)
+
+def trainable_steps() -> dict:
+    """``{what: function}`` for every ``ensure_<what>(ctx)`` or ``ensure_<what>(ctx, value)`` step."""
+    import importlib
+    import inspect
+
+    found = {}
+    for module_name in TRAIN_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            what = name.removeprefix("ensure_")
+            if not name.startswith("ensure_") or what in NOT_TRAINABLE or what in found:
+                continue
+            required = [p for p in inspect.signature(function).parameters.values()
+                        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            if 1 <= len(required) <= 2:
+                found[what] = function
+    return found
+
+
+def _train(args) -> int:
+    from o365lib.book import setup_chapter
+
+    steps = trainable_steps()
+    if args.what == "list":
+        print("\n".join(sorted(steps)))
+        return 0
+    ensure = steps.get(args.what.replace("-", "_"))
     if ensure is None:
-        known = sorted(n.removeprefix("ensure_") for n in dir(steps) if n.startswith("ensure_"))
-        raise SystemExit(f"unknown --what {args.what!r}; known: {known}")
+        raise SystemExit(f"unknown --what {args.what!r}; known: {sorted(steps)}")
+    value = args.classes or args.sampler
     ctx = setup_chapter(f"train_{args.what}", profile=args.profile)
-    run = ensure(ctx, args.classes) if args.classes else ensure(ctx)
+    run = ensure(ctx, value) if value else ensure(ctx)
     print(f"[o365book] {args.what}: {getattr(run, 'checkpoint', run)}")
     return 0
 

@@ -22,8 +22,14 @@ from typing import Any
 import numpy as np
 
 from o365lib.book.plotly_offline import register_offline_renderer
-from o365lib.book.profiles import (chapter_parameters, deep_merge, load_profile, merge_parameters,
-                                   profile_path, project_root)
+from o365lib.book.profiles import (
+    chapter_parameters,
+    deep_merge,
+    load_profile,
+    merge_parameters,
+    profile_path,
+    project_root,
+)
 
 #: Chapter names are folder names such as ``01_data_tail`` (or ``train_baseline`` for CLI runs).
 CHAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")

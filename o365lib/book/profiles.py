@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -89,7 +90,7 @@ def read_yaml(path: str | os.PathLike) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")  # noqa: TRY004
     return data
 
 
@@ -99,7 +100,7 @@ def validate_profile(profile: Mapping[str, Any], *, source: str = "<profile>") -
         where = profile if not section else profile.get(section)
         label = section or "top level"
         if not isinstance(where, Mapping):
-            raise ValueError(f"{source}: section {section!r} must be a mapping, got {where!r}")
+            raise ValueError(f"{source}: section {section!r} must be a mapping, got {where!r}")  # noqa: TRY004
         missing = [k for k in keys if k not in where]
         if missing:
             raise ValueError(f"{source}: {label} lacks key(s) {missing}")
@@ -116,7 +117,7 @@ def validate_profile(profile: Mapping[str, Any], *, source: str = "<profile>") -
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{source}: train.{key} must be an integer >= 1, got {value!r}")
     if not isinstance(profile["eval"]["ranges"], list):
-        raise ValueError(f"{source}: eval.ranges must be a list of class-rank ranges")
+        raise ValueError(f"{source}: eval.ranges must be a list of class-rank ranges")  # noqa: TRY004
 
 
 def load_profile(name_or_path: str | os.PathLike, *, root: Path | None = None) -> dict:
@@ -163,7 +164,7 @@ def nest_dotted(params: Mapping[str, Any], *, separator: str = "__") -> dict:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ValueError(f"parameter {key!r} conflicts with a plain parameter {part!r}")
+                raise ValueError(f"parameter {key!r} conflicts with a plain parameter {part!r}")  # noqa: TRY004
         node[parts[-1]] = value
     return nested
 

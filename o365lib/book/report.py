@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import math
 import numbers
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 from IPython.display import Markdown
@@ -113,7 +114,7 @@ def read_metrics(profile_dir: str | Path) -> list[dict]:
         if summary is None:
             continue
         if not isinstance(summary, Mapping):
-            raise ValueError(f"{path}: field 'summary' must be a mapping of row name -> value")
+            raise ValueError(f"{path}: field 'summary' must be a mapping of row name -> value")  # noqa: TRY004
         chapter = record.get("chapter") or path.relative_to(profile_dir).parts[0]
         found.append({"chapter": str(chapter), "path": path, "summary": dict(summary)})
     return found

@@ -5,8 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from o365lib.book.tail_tour import (class_appearance, extreme_classes, pick_example_classes, range_summary,
-                                    tail_class_table)
+from o365lib.book.tail_tour import (
+    class_appearance,
+    extreme_classes,
+    pick_example_classes,
+    range_summary,
+    tail_class_table,
+)
 
 
 def _dataset():
