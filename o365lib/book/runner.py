@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from o365lib.book.notebooks import chapter_sources, source_to_notebook
-from o365lib.book.profiles import chapter_parameters, profile_path, project_root
+from o365lib.book.profiles import chapter_parameters, load_profile, profile_path, project_root
 
 #: Environment variable the Sphinx extension reads to find the executed notebooks.
 EXECUTED_ENV = "O365BOOK_EXECUTED_DIR"
@@ -77,6 +77,9 @@ def execute_chapter(source: Path, *, profile: str, build_dir: Path, root: Path,
     executed = build_dir / "executed" / profile_name / f"{source.stem}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     parameters = {**chapter_parameters(source.stem, root=root), "profile": profile}
+    results_dir = Path(load_profile(profile, root=root)["results_dir"])
+    written = (results_dir if results_dir.is_absolute() else root / results_dir) / source.stem / "parameters.json"
+    started_at = time.time()
     start = time.perf_counter()
     try:
         papermill.execute_notebook(str(notebook), str(executed), parameters=parameters,
@@ -85,7 +88,11 @@ def execute_chapter(source: Path, *, profile: str, build_dir: Path, root: Path,
     except Exception as exc:  # noqa: BLE001 - papermill's error names the failing cell; keep it for the report
         return ChapterRun(source.stem, str(executed), time.perf_counter() - start, False,
                           f"{type(exc).__name__}: {str(exc)[-2000:]}")
-    return ChapterRun(source.stem, str(executed), time.perf_counter() - start, True)
+    seconds = time.perf_counter() - start
+    if not written.is_file() or written.stat().st_mtime < started_at - 1:
+        return ChapterRun(source.stem, str(executed), seconds, False,
+                          f"the chapter wrote no {written} (its second cell must call o365lib.book.setup_chapter)")
+    return ChapterRun(source.stem, str(executed), seconds, True)
 
 
 def jupyter_book_command() -> list[str]:

@@ -93,3 +93,16 @@ def test_book_in_headless_chromium(smoke_run):
     assert report["ok"], report["problems"]
     assert report["cdn"] == {}
     assert report["figures_drawn"] >= 1
+
+
+@pytest.mark.skipif("01_data_tail" not in CHAPTERS, reason="chapter 01 absent")
+def test_plain_papermill_runs_a_committed_chapter(tmp_path):
+    """Users run a committed notebook with papermill from the book folder; results land in results/."""
+    out = tmp_path / "out.ipynb"
+    command = [sys.executable, "-m", "papermill", "01_data_tail.ipynb", str(out), "-p", "profile", "smoke",
+               "-p", "image_columns", "3", "-k", "python3"]
+    result = subprocess.run(command, cwd=ROOT / "book", capture_output=True, text=True, timeout=900, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    record = json.loads((ROOT / "results" / "smoke" / "01_data_tail" / "parameters.json").read_text())
+    assert record["parameters"] == {"examples_per_class": 1, "image_columns": 3}
+    assert "plotly-graph-div" in out.read_text()
