@@ -74,3 +74,20 @@ def test_backbone_weights_mismatch_names_file(tmp_path):
     torch.save(partial, tmp_path / "partial.pth")
     with pytest.raises(ValueError, match=r"partial\.pth do not match the backbone: missing keys \['layer4"):
         build_detector(3, backbone="resnet18", backbone_weights=tmp_path / "partial.pth")
+
+
+def test_fused_frozen_batch_norm_matches_torchvision():
+    from o365lib.modeling.backbones import FusedFrozenBatchNorm2d
+
+    torch.manual_seed(0)
+    reference, fused = FrozenBatchNorm2d(8), FusedFrozenBatchNorm2d(8)
+    for name in ("weight", "bias", "running_mean"):
+        getattr(reference, name).copy_(torch.randn(8))
+    reference.running_var.copy_(torch.rand(8) + 0.5)
+    fused.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 8, 5, 5, requires_grad=True)
+    torch.testing.assert_close(fused(x), reference(x))
+    (grad_fused,) = torch.autograd.grad(fused(x).sum(), x)
+    (grad_reference,) = torch.autograd.grad(reference(x).sum(), x)
+    torch.testing.assert_close(grad_fused, grad_reference)
+    assert not any(p.requires_grad for p in fused.parameters())
