@@ -163,9 +163,11 @@ def model_kwargs(ctx, **overrides) -> dict:
         "min_size": int(m["min_size"]),
         "max_size": int(m["max_size"]),
     }
-    for key in ("backbone_weights",):
+    if m.get("backbone_weights"):
+        kwargs["backbone_weights"] = str(m["backbone_weights"])
+    for key in ("roi_output_size", "representation_size", "box_batch_size_per_image"):  # optional head sizes
         if m.get(key):
-            kwargs[key] = str(m[key])
+            kwargs[key] = int(m[key])
     return kwargs
 
 
