@@ -50,21 +50,41 @@ def make_workload(num_images: int, dets_per_image: int, seed: int = 0) -> tuple[
         wh = np.exp(rng.uniform(np.log(8), np.log(400), size=(n, 2)))
         xy = rng.uniform(0, 1, size=(n, 2)) * ([width, height] - wh).clip(1)
         for c, (x, y), (w, h) in zip(cls, xy, wh):
-            anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": int(c),
-                         "bbox": [float(x), float(y), float(w), float(h)], "area": float(w * h), "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": img_id,
+                    "category_id": int(c),
+                    "bbox": [float(x), float(y), float(w), float(h)],
+                    "area": float(w * h),
+                    "iscrowd": 0,
+                }
+            )
         near = rng.random(dets_per_image) < 0.6
         src = rng.integers(0, n, size=dets_per_image)
         jitter = rng.normal(0, 0.1, size=(dets_per_image, 4))
-        d_wh = np.where(near[:, None], wh[src] * np.exp(jitter[:, 2:]),
-                        np.exp(rng.uniform(np.log(8), np.log(400), size=(dets_per_image, 2))))
-        d_xy = np.where(near[:, None], xy[src] + jitter[:, :2] * wh[src],
-                        rng.uniform(0, 1, size=(dets_per_image, 2)) * ([width, height] - d_wh).clip(1))
+        d_wh = np.where(
+            near[:, None],
+            wh[src] * np.exp(jitter[:, 2:]),
+            np.exp(rng.uniform(np.log(8), np.log(400), size=(dets_per_image, 2))),
+        )
+        d_xy = np.where(
+            near[:, None],
+            xy[src] + jitter[:, :2] * wh[src],
+            rng.uniform(0, 1, size=(dets_per_image, 2)) * ([width, height] - d_wh).clip(1),
+        )
         wrong = rng.random(dets_per_image) < 0.25
         d_cls = np.where(near & ~wrong, cls[src], rng.choice(cat_ids, size=dets_per_image, p=weights))
         scores = np.round(rng.random(dets_per_image) * np.where(near, 1.0, 0.5), 4)
         for c, (x, y), (w, h), s in zip(d_cls, d_xy, d_wh, scores):
-            dets.append({"image_id": img_id, "category_id": int(c),
-                         "bbox": [float(x), float(y), float(w), float(h)], "score": float(s)})
+            dets.append(
+                {
+                    "image_id": img_id,
+                    "category_id": int(c),
+                    "bbox": [float(x), float(y), float(w), float(h)],
+                    "score": float(s),
+                }
+            )
     categories = [{"id": int(c), "name": f"class_{int(c)}"} for c in cat_ids]
     return {"images": images, "annotations": anns, "categories": categories}, dets
 
@@ -91,15 +111,20 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--dets", type=int, default=100, help="detections per image")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pycocotools-gc-paused", action="store_true",
-                        help="also time pycocotools with Python's garbage collector paused, as evaluate() does")
+    parser.add_argument(
+        "--pycocotools-gc-paused",
+        action="store_true",
+        help="also time pycocotools with Python's garbage collector paused, as evaluate() does",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "eval_cpu.json"))
     args = parser.parse_args()
 
     t0 = time.perf_counter()
     gt, dets = make_workload(args.images, args.dets, args.seed)
-    print(f"workload: {args.images} images, {len(gt['annotations'])} gt boxes, {len(dets)} detections, "
-          f"{NUM_CLASSES} classes (built in {time.perf_counter() - t0:.1f}s)")
+    print(
+        f"workload: {args.images} images, {len(gt['annotations'])} gt boxes, {len(dets)} detections, "
+        f"{NUM_CLASSES} classes (built in {time.perf_counter() - t0:.1f}s)"
+    )
     gt_ref, dets_ref = copy.deepcopy(gt), copy.deepcopy(dets)  # pycocotools writes into its inputs
 
     t0 = time.perf_counter()
@@ -127,7 +152,10 @@ def main() -> None:
     assert stat_diff <= 1e-9 and class_diff <= 1e-9, (stat_diff, class_diff)
     ratio = t_ref / t_ours
     print(f"max |diff| summary stats: {stat_diff:.3g}; per-class AP: {class_diff:.3g} (0-100 scale)")
-    print(f"mAP {ours['mAP']:.3f}; ranges " + ", ".join(f"{k}: {v['mAP']:.2f}" for k, v in ours["ranges"].items()))
+    print(
+        f"mAP {ours['mAP']:.3f}; ranges "
+        + ", ".join(f"{k}: {v['mAP']:.2f}" for k, v in ours["ranges"].items())
+    )
     print(f"speed-up vs pycocotools: {ratio:.2f}x")
 
     t_ref_nogc = None
@@ -146,14 +174,23 @@ def main() -> None:
 
     result = {
         "benchmark": "COCO bbox evaluation, o365lib.evaluation.evaluate vs pycocotools",
-        "images": args.images, "detections": len(dets), "gt_boxes": len(gt["annotations"]),
-        "classes": NUM_CLASSES, "seed": args.seed,
-        "seconds_o365lib": round(t_ours, 3), "seconds_pycocotools": round(t_ref, 3),
+        "images": args.images,
+        "detections": len(dets),
+        "gt_boxes": len(gt["annotations"]),
+        "classes": NUM_CLASSES,
+        "seed": args.seed,
+        "seconds_o365lib": round(t_ours, 3),
+        "seconds_pycocotools": round(t_ref, 3),
         "speedup": round(ratio, 2),
         "seconds_pycocotools_gc_paused": None if t_ref_nogc is None else round(t_ref_nogc, 3),
-        "speedup_vs_gc_paused_pycocotools": None if t_ref_nogc is None else round(t_ref_nogc / t_ours, 2), "max_abs_diff_stats": stat_diff, "max_abs_diff_per_class": class_diff,
-        "mAP": ours["mAP"], "faster_coco_eval": faster_coco_eval.__version__,
-        "python": platform.python_version(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "speedup_vs_gc_paused_pycocotools": None if t_ref_nogc is None else round(t_ref_nogc / t_ours, 2),
+        "max_abs_diff_stats": stat_diff,
+        "max_abs_diff_per_class": class_diff,
+        "mAP": ours["mAP"],
+        "faster_coco_eval": faster_coco_eval.__version__,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
