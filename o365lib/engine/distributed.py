@@ -98,15 +98,6 @@ def all_gather_objects(obj, info: DistInfo) -> list:
     return gathered
 
 
-def broadcast_flag(flag: bool, info: DistInfo) -> bool:
-    """True on every process if ``flag`` is true on any (keeps ranks in step on early stops)."""
-    if not info.distributed:
-        return flag
-    tensor = torch.tensor([1.0 if flag else 0.0], device=info.device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return bool(tensor.item() > 0)
-
-
 def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
     """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
 
