@@ -135,6 +135,9 @@ def run_book(*, profile: str = "default", chapters: list[str] | None = None, bui
     selected = select_chapters(chapter_sources(root / "book"), chapters)
     env_root = os.environ.get("O365BOOK_ROOT")
     os.environ["O365BOOK_ROOT"] = str(root)  # the kernels resolve paths against it
+    # progress bars would fill the executed pages with carriage-return noise; the runner's own
+    # per-chapter lines report progress instead (TQDM_DISABLE=0 keeps them)
+    os.environ.setdefault("TQDM_DISABLE", "1")
     runs: list[ChapterRun] = []
     try:
         for source in selected:
