@@ -28,11 +28,11 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "train": ("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup_iters", "lr_steps",
               "scales", "flip", "clip_grad", "amp", "checkpoint_every", "num_workers"),
     "eval": ("batch_size", "max_dets", "score_threshold", "ranges"),
-    "experts": ("epochs", "lr", "other_classes", "strategy", "second"),
+    "experts": ("epochs", "lr", "other_classes", "strategy"),
     "resampling": ("epochs", "lr", "samplers", "repeat_threshold", "head_cap"),
-    "tricks": ("pretrain_epochs", "ms_scales", "tta_scales", "tta_flip", "soft_nms_sigma",
-               "ensemble_members"),
-    "tiny": ("epochs", "lr", "finetune_epochs"),
+    "tricks": ("backbone_weights", "pretrain_crops_per_class", "pretrain_crop_size", "pretrain_epochs",
+               "pretrain_lr", "ms_scales", "tta_scales", "tta_flip", "soft_nms_sigma", "ensemble_members"),
+    "tiny": ("epochs", "lr"),
 }
 DEVICES = ("auto", "cpu", "cuda")
 DATA_SOURCES = ("synthetic", "coco")
