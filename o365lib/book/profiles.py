@@ -28,7 +28,7 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "train": ("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup_iters", "lr_steps",
               "scales", "flip", "clip_grad", "amp", "checkpoint_every", "num_workers"),
     "eval": ("batch_size", "max_dets", "score_threshold", "ranges"),
-    "experts": ("epochs", "lr", "other_classes", "strategy"),
+    "experts": ("lr", "other_classes", "strategy"),  # plus a budget: epochs or iterations
     "resampling": ("epochs", "lr", "samplers", "repeat_threshold", "head_cap"),
     "tricks": ("backbone_weights", "pretrain_crops_per_class", "pretrain_crop_size", "pretrain_epochs",
                "pretrain_lr", "ms_scales", "tta_scales", "tta_flip", "soft_nms_sigma", "ensemble_members"),

@@ -152,10 +152,44 @@ class ModelRun:
         return self.dir.name
 
 
+def pretrained_backbone(ctx, *, crops_per_class: int, crop_size: int, epochs: int, lr: float) -> Path:
+    """Backbone weights pretrained as a classifier of generated, class-balanced object crops.
+
+    The synthetic profiles' stand-in for ImageNet weights (see ``o365lib.pretrain``); trained
+    once per specification and kept under ``results/<profile>/models/pretrained-backbone-*``.
+    """
+    from o365lib.modeling.backbones import build_body
+    from o365lib.pretrain import pretrain_backbone, render_crops, save_backbone
+
+    spec = {"backbone": ctx.cfg["model"]["backbone"], "crops": int(crops_per_class), "size": int(crop_size),
+            "epochs": int(epochs), "lr": float(lr), "seed": int(ctx.cfg.get("seed", 0))}
+    out = Path(ctx.profile_dir) / "models" / f"pretrained-backbone-{short_hash(spec)}"
+    path = out / "backbone.pt"
+    if path.exists():
+        return path
+    images, labels, _ = render_crops(num_per_class=spec["crops"], size=spec["size"], seed=spec["seed"])
+    body, channels = build_body(spec["backbone"], norm="bn", dcn=False)
+    history = pretrain_backbone(body, images, labels, channels=channels[-1], epochs=spec["epochs"],
+                                lr=spec["lr"], seed=spec["seed"], device=device_of(ctx))
+    if is_main_process():
+        write_json(out / "history.json", {"spec": spec, **history})
+        save_backbone(body, path)
+    _barrier()
+    return path
+
+
 def model_kwargs(ctx, **overrides) -> dict:
-    """Keyword arguments of build_detector from the profile's model section."""
+    """Keyword arguments of build_detector from the profile's model section.
+
+    ``model.backbone_weights`` names a local file; when it is null and ``model.pretrain`` is set,
+    the backbone is first pretrained on generated crops (``pretrained_backbone``).
+    """
     m = dict(ctx.cfg["model"])
     m.update(overrides)
+    if not m.get("backbone_weights") and m.get("pretrain"):
+        p = m["pretrain"]
+        m["backbone_weights"] = pretrained_backbone(ctx, crops_per_class=p["crops_per_class"],
+                                                    crop_size=p["crop_size"], epochs=p["epochs"], lr=p["lr"])
     kwargs = {
         "backbone": m["backbone"],
         "dcn": bool(m.get("dcn", False)),
@@ -195,7 +229,7 @@ def train_config(ctx, *, section: str = "train", **overrides):
 
     t = dict(ctx.cfg["train"])
     if section != "train":
-        t.update({k: v for k, v in ctx.cfg[section].items() if k in t})
+        t.update({k: v for k, v in ctx.cfg[section].items() if k in t or k == "iterations"})
     t.update(overrides)
     iterations = t.get("iterations")
     return TrainConfig(

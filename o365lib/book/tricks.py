@@ -20,7 +20,8 @@ def ensure_pretrained_backbone(ctx) -> Path:
 
     ``tricks.backbone_weights`` in the profile names a local file (real runs: e.g. weights
     pretrained on a larger data set); when it is null the backbone is pretrained here as a
-    classifier on a balanced generated crop set (``o365lib.pretrain``), once per profile.
+    classifier on a larger balanced generated crop set than the baseline's ``model.pretrain``
+    (more crops, more epochs), once per profile.
     """
     cfg = ctx.cfg["tricks"]
     if cfg.get("backbone_weights"):
@@ -28,24 +29,9 @@ def ensure_pretrained_backbone(ctx) -> Path:
         if not path.is_file():
             raise FileNotFoundError(f"profile {ctx.profile!r}: tricks.backbone_weights {path} does not exist")
         return path
-    from o365lib.modeling.backbones import build_body
-    from o365lib.pretrain import pretrain_backbone, render_crops, save_backbone
-
-    spec = {"backbone": ctx.cfg["model"]["backbone"], "crops": int(cfg["pretrain_crops_per_class"]),
-            "size": int(cfg["pretrain_crop_size"]), "epochs": int(cfg["pretrain_epochs"]),
-            "lr": float(cfg["pretrain_lr"]), "seed": int(ctx.cfg.get("seed", 0))}
-    out = Path(ctx.profile_dir) / "models" / f"pretrained-backbone-{steps.short_hash(spec)}"
-    path = out / "backbone.pt"
-    if path.exists():
-        return path
-    images, labels, _ = render_crops(num_per_class=spec["crops"], size=spec["size"], seed=spec["seed"])
-    body, channels = build_body(spec["backbone"], norm="bn", dcn=False)
-    history = pretrain_backbone(body, images, labels, channels=channels[-1], epochs=spec["epochs"],
-                                lr=spec["lr"], seed=spec["seed"], device=steps.device_of(ctx))
-    if steps.is_main_process():
-        save_backbone(body, path)
-        steps.write_json(out / "history.json", {"spec": spec, **history})
-    return path
+    return steps.pretrained_backbone(ctx, crops_per_class=cfg["pretrain_crops_per_class"],
+                                     crop_size=cfg["pretrain_crop_size"], epochs=cfg["pretrain_epochs"],
+                                     lr=cfg["pretrain_lr"])
 
 
 def pretraining_history(path: Path) -> dict:

@@ -60,7 +60,7 @@ PROFILES: dict[str, SyntheticProfile] = {
     "smoke": SyntheticProfile(image_size=128, head_instances=150, head_power=1.0, tail_from=2, tail_to=1,
                               eval_min_per_class=2, eval_extra=0, tiny_train_from=8, tiny_train_to=3,
                               tiny_eval_per_class=2),
-    "default": SyntheticProfile(image_size=128, head_instances=3200, head_power=1.0, tail_from=10, tail_to=3,
+    "default": SyntheticProfile(image_size=128, head_instances=3200, head_power=0.85, tail_from=10, tail_to=3,
                                 eval_min_per_class=10, eval_extra=730, tiny_train_from=70, tiny_train_to=18,
                                 tiny_eval_per_class=12),
 }

@@ -54,9 +54,9 @@ def _tree_digest(root: Path) -> dict[str, str]:
 def test_train_counts_shape():
     counts = train_counts(PROFILES["default"])
     assert len(counts) == 365 and np.all(np.diff(counts) <= 0)
-    assert counts[0] == 3200 and counts[9] == 320 and counts[299] == 11  # power law 3200 / r
+    assert counts[0] == 3200 and counts[9] == 452 and counts[149] == 45 and counts[299] == 25  # 3200 / r^0.85
     assert counts[300] == 10 and counts[-1] == 3 and np.all((counts[300:] >= 3) & (counts[300:] <= 10))
-    assert 17_000 <= counts.sum() <= 25_000
+    assert counts.sum() == 31_060
     assert counts[0] / counts[-1] >= 1000
 
 
@@ -80,7 +80,7 @@ def test_default_plan_long_tail(default_plan):
     by_rank = sorted(per_class.values(), reverse=True)
     assert by_rank[0] >= 3000 and max(by_rank) / min(by_rank) >= 1000
     assert all(3 <= n <= 10 for n in by_rank[300:])
-    assert 3000 <= len(train["images"]) <= 4000 and 17_000 <= len(train["annotations"]) <= 25_000
+    assert 4300 <= len(train["images"]) <= 5300 and len(train["annotations"]) == 31_060
     table = imbalance_table(train, name="synthetic")
     assert table["synthetic"].tolist() == [3200, 3, 1067]
 
