@@ -22,10 +22,12 @@
 # spread evenly: AP falls with the class rank, and 39 of the 65 rarest classes (ranks 301-365)
 # score exactly zero.
 #
-# This chapter trains the same architecture on the profile's data (on the default profile a
-# small from-scratch backbone at 128 px, sized for a 2-core CPU), evaluates it on the
-# validation split and looks at where it fails. The checkpoint it saves is the starting point
-# of the expert and resampling chapters.
+# This chapter trains the same architecture on the profile's data, evaluates it on the
+# validation split and looks at where it fails. On the default profile the backbone is a small
+# ResNet-like network at 128 px, sized for a 2-core CPU; like the seed's ImageNet-pretrained
+# backbone it starts from weights pretrained on a class-balanced recognition task (here:
+# generated object crops, see `o365lib.pretrain`), and the detector is then trained for one
+# epoch. The checkpoint it saves is the starting point of the expert and resampling chapters.
 
 # %% tags=["parameters"]
 profile = "default"
@@ -43,8 +45,8 @@ ctx = o365lib.book.setup_chapter("02_baseline", profile=profile, examples_per_gr
 # ## Training
 #
 # The baseline trains from the profile's initialisation with the profile's schedule (SGD with
-# momentum, linear warm-up, two 10x learning-rate drops as in the seed's schedule). When a
-# checkpoint with the same specification exists in the results folder it is loaded instead.
+# momentum, linear warm-up, two 10x learning-rate drops). When a checkpoint with the same
+# specification exists in the results folder it is loaded instead.
 
 # %%
 baseline = steps.ensure_baseline(ctx)

@@ -20,10 +20,11 @@
 # pretrained backbone (+0.6 mAP), multi-scale training (+0.9), multi-scale testing with
 # soft-NMS (+1.4) and a model ensemble (+0.9).
 #
-# No weights can be downloaded here, so on the generated data "better pretrained" means: the
-# same backbone first trained as a 365-way classifier on a larger, class-balanced set of
-# generated object crops (the role ImageNet plays for Objects365), then the baseline recipe.
-# With real data, `tricks.backbone_weights` in the profile names a local weights file instead.
+# No weights can be downloaded here. On the generated data the baseline's backbone is
+# pretrained as a 365-way classifier of generated object crops (the role ImageNet plays for
+# Objects365); "better pretrained" means the same pretraining on a three times larger crop set
+# for more epochs (`tricks.pretrain_*` in the profile), after which the baseline recipe runs
+# unchanged. With real data, `tricks.backbone_weights` names a local weights file instead.
 
 # %% tags=["parameters"]
 profile = "default"

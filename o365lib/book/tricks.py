@@ -84,13 +84,15 @@ def full_track_system(ctx, split: str) -> dict:
 
 # ------------------------------------------------------------------------------- tiny track
 def ensure_tiny(ctx, *, init: str, multiscale: bool = False) -> steps.ModelRun:
-    """A 65-class tiny-track model, from scratch or from the full-track baseline.
+    """A 65-class tiny-track model from the profile's initialisation alone or from the full track.
 
-    From the full-track model every tensor is copied and the classifier rows of the 65 tiny
-    classes are taken from the full classifier by category id (``o365lib.transfer``).
+    ``init="backbone"``: the profile's model initialisation (pretrained backbone, fresh heads),
+    as the seed's tiny-track baseline started from COCO weights. ``init="full"``: every tensor of
+    the full-track baseline is copied and the classifier rows of the 65 tiny classes are taken
+    from the full classifier by category id (``o365lib.transfer``).
     """
-    if init not in ("scratch", "full"):
-        raise ValueError(f"init must be 'scratch' or 'full', got {init!r}")
+    if init not in ("backbone", "full"):
+        raise ValueError(f"init must be 'backbone' or 'full', got {init!r}")
     overrides = {"scales": [int(s) for s in ctx.cfg["tricks"]["ms_scales"]]} if multiscale else {}
     base = steps.ensure_baseline(ctx) if init == "full" else None
     name = f"tiny-{init}" + ("-ms" if multiscale else "")
