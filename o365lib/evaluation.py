@@ -24,7 +24,7 @@ import gc
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,63 +45,7 @@ __all__ = [
 STAT_NAMES = ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 LVIS_BUCKETS = (("rare", 0, 10), ("common", 10, 100), ("frequent", 100, None))
 
-try:  # the data package owns these; fall back to local copies while it is being written
-    from o365lib.data import DataValidationError
-except ImportError:  # pragma: no cover - depends on the state of o365lib.data
-
-    class DataValidationError(ValueError):
-        """Bad input data (stand-in with the signature of ``o365lib.data.DataValidationError``)."""
-
-        def __init__(self, source: str, problems: list[str]):
-            self.source, self.problems = str(source), list(problems)
-            super().__init__(f"{source}: {'; '.join(self.problems)}")
-
-
-def _class_ranks(dataset: Mapping) -> dict[int, int]:
-    """Rank 1 = most annotations; ties by smaller category id (the contract's rule)."""
-    try:
-        from o365lib.data import class_ranks
-
-        return {int(k): int(v) for k, v in class_ranks(dataset).items()}
-    except ImportError:
-        pass
-    counts = {int(c["id"]): 0 for c in dataset.get("categories", [])}
-    for ann in dataset.get("annotations", []):
-        counts[int(ann["category_id"])] = counts.get(int(ann["category_id"]), 0) + 1
-    order = sorted(counts, key=lambda c: (-counts[c], c))
-    return {cat: rank for rank, cat in enumerate(order, start=1)}
-
-
-def _parse_class_range(spec: Any, num_classes: int) -> list[int]:
-    """Sorted 1-based ranks of a spec like ``"301-365"``, ``"1-150,301-365"``, ``301`` or ``"all"``."""
-    try:
-        from o365lib.data import parse_class_range
-
-        return list(parse_class_range(spec, num_classes))
-    except ImportError:
-        pass
-    text = str(spec).strip().lower()
-    if text == "all":
-        return list(range(1, num_classes + 1))
-    ranks: set[int] = set()
-    for part in text.split(","):
-        lo_text, _, hi_text = part.strip().partition("-")
-        try:
-            lo = int(lo_text)
-            hi = int(hi_text) if hi_text else lo
-        except ValueError:
-            raise ValueError(f"class range {spec!r}: {part.strip()!r} is not 'N' or 'N-M'") from None
-        if lo < 1 or hi < lo or hi > num_classes:
-            raise ValueError(f"class range {spec!r}: {lo}-{hi} is not within 1-{num_classes}")
-        ranks.update(range(lo, hi + 1))
-    if not ranks:
-        raise ValueError(f"class range {spec!r} is empty")
-    return sorted(ranks)
-
-
-def _ranks_to_category_ids(ranks: Iterable[int], ranking: Mapping[int, int]) -> list[int]:
-    by_rank = {int(r): int(c) for c, r in ranking.items()}
-    return [by_rank[int(r)] for r in ranks]
+from o365lib.data import DataValidationError, class_ranks, parse_class_range, ranks_to_category_ids
 
 
 def _as_dataset(gt: Any) -> dict:
@@ -236,8 +180,8 @@ def ap_by_rank_range(per_class: Mapping, ranking: Mapping[int, int], spec: Any) 
     ``per_class``. Returns ``{"mAP", "num_classes" (classes in the range), "num_evaluated" (of them
     with ground truth), "zero_ap" (of them with AP exactly 0), "category_ids"}``.
     """
-    ranks = _parse_class_range(spec, len(ranking))
-    cats = _ranks_to_category_ids(ranks, ranking)
+    ranks = parse_class_range(spec, len(ranking))
+    cats = ranks_to_category_ids(ranks, ranking)
     values = [_lookup(per_class, c) for c in cats]
     present = [v for v in values if v is not None]
     return {
@@ -337,9 +281,9 @@ def evaluate(
     if ranking is not None:
         ranking_source = "given"
     elif train_data is not None:
-        ranking, ranking_source = _class_ranks(train_data), "train_gt"
+        ranking, ranking_source = class_ranks(train_data), "train_gt"
     else:
-        ranking, ranking_source = _class_ranks(gt_data), "gt"
+        ranking, ranking_source = class_ranks(gt_data), "gt"
     ranking = {int(c): int(r) for c, r in ranking.items()}
 
     metrics: dict[str, Any] = dict(zip(STAT_NAMES, stats))
@@ -395,7 +339,7 @@ def compare_metrics(before: Mapping, after: Mapping, ranks: Mapping[int, int], *
     if spec is None:
         cats = sorted(ranks, key=ranks.get)
     else:
-        cats = _ranks_to_category_ids(_parse_class_range(spec, len(ranks)), ranks)
+        cats = ranks_to_category_ids(parse_class_range(spec, len(ranks)), ranks)
     rows = []
     for cat in cats:
         b, a = _lookup(before["per_class"], cat), _lookup(after["per_class"], cat)

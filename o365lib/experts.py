@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from o365lib.evaluation import _parse_class_range, _ranks_to_category_ids
+from o365lib.data import parse_class_range, ranks_to_category_ids
 
 __all__ = ["expert_training_set", "merge_experts", "pick_expert_ranges"]
 
@@ -39,8 +39,8 @@ OVERLAPS = ("error", "first")
 
 def _range_category_ids(ranks: Iterable[int] | str | int, ranking: Mapping[int, int]) -> list[int]:
     if isinstance(ranks, (str, int)):
-        ranks = _parse_class_range(ranks, len(ranking))
-    return _ranks_to_category_ids(ranks, {int(c): int(r) for c, r in ranking.items()})
+        ranks = parse_class_range(ranks, len(ranking))
+    return ranks_to_category_ids(ranks, {int(c): int(r) for c, r in ranking.items()})
 
 
 def expert_training_set(train_dataset: Any, *, ranks: Iterable[int] | str | int, ranking: Mapping[int, int],

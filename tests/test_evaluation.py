@@ -267,24 +267,3 @@ def test_eval_plots_build_from_evaluate_outputs(tmp_path):
     assert [t.name for t in loss.data] == ["loss", "loss (EMA 0.5)", "loss_cls", "loss_cls (EMA 0.5)"]
     assert list(loss.data[1].y) == [2.0, 1.5] and list(loss.data[0].x) == [1.0, 2.0]
     assert list(plot_loss_curve([3.0, 2.0]).data[0].y) == [3.0, 2.0]
-
-
-def test_private_fallbacks_match_data_package(monkeypatch):
-    """The stand-ins used when o365lib.data is absent agree with o365lib.data."""
-    import sys
-
-    from o365lib import evaluation
-
-    gt, _ = perfect_case()
-    specs = ["1-2", "2,4-5", 3, "all"]
-    try:
-        from o365lib.data import class_ranks, parse_class_range
-    except ImportError:
-        pytest.skip("o365lib.data not available")
-    expected = ([parse_class_range(s, 5) for s in specs], class_ranks(gt))
-    monkeypatch.setitem(sys.modules, "o365lib.data", None)  # any import from it now fails
-    assert [evaluation._parse_class_range(s, 5) for s in specs] == expected[0]
-    assert evaluation._class_ranks(gt) == expected[1] == {10: 1, 20: 2, 30: 3, 40: 4, 50: 5}
-    for bad in ("abc", "0-5", "3-2", "1-6"):
-        with pytest.raises(ValueError, match=repr(bad)):
-            evaluation._parse_class_range(bad, 5)
