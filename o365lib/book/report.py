@@ -42,6 +42,10 @@ SUMMARY_ROWS: dict[str, Any] = {
     "mAP gain, ensemble": SEED["trick_ensemble"],
     "mAP, all tricks": SEED["final_full_val"],
     "tiny track mAP": SEED["final_tiny_val"],
+    "final: Validation set (full track)": SEED["final_full_val"],
+    "final: Test set (full track)": SEED["final_full_test"],
+    "final: Validation set (tiny track)": SEED["final_tiny_val"],
+    "final: Test set (tiny track)": SEED["final_tiny_test"],
 }
 
 

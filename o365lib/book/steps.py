@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,13 +39,30 @@ def short_hash(obj) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
+def _finite(obj):
+    """``obj`` with NaN/inf floats replaced by None, so the file is standard JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(path: Path, obj) -> None:
     """Write JSON atomically (temp file + rename) so an interrupted run leaves no half file."""
+    obj = _finite(obj)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str, allow_nan=False))
     os.replace(tmp, path)
+
+
+def show_progress() -> bool:
+    """Progress bars on, unless ``TQDM_DISABLE=1`` (the book runner sets it for executed pages)."""
+    return os.environ.get("TQDM_DISABLE", "0").lower() in ("", "0", "false")
 
 
 def is_main_process() -> bool:
@@ -170,7 +188,8 @@ def pretrained_backbone(ctx, *, crops_per_class: int, crop_size: int, epochs: in
     images, labels, _ = render_crops(num_per_class=spec["crops"], size=spec["size"], seed=spec["seed"])
     body, channels = build_body(spec["backbone"], norm="bn", dcn=False)
     history = pretrain_backbone(body, images, labels, channels=channels[-1], epochs=spec["epochs"],
-                                lr=spec["lr"], seed=spec["seed"], device=device_of(ctx))
+                                lr=spec["lr"], seed=spec["seed"], device=device_of(ctx),
+                                progress=show_progress())
     if is_main_process():
         write_json(out / "history.json", {"spec": spec, **history})
         save_backbone(body, path)
@@ -248,6 +267,7 @@ def train_config(ctx, *, section: str = "train", **overrides):
         checkpoint_every=int(t["checkpoint_every"]),
         seed=int(ctx.cfg.get("seed", 0)),
         num_workers=int(t.get("num_workers", 0)),
+        progress=show_progress(),
     )
 
 
