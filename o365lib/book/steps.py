@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -413,8 +414,15 @@ def evaluate_results(ctx, results, *, split: str = "val", name: str, track: str 
 
 
 def write_chapter_metrics(ctx, *, summary: dict, details: dict | None = None, subdir: str = "") -> Path:
-    """Write the chapter's metrics.json: the ``summary`` rows the intro page collects, plus details."""
+    """Write the chapter's metrics.json: the ``summary`` rows the intro page collects, plus details.
+
+    With ``subdir`` (results keyed by a parameter, e.g. the expert range) the chapter's merged
+    parameters are copied beside the metrics, so each keyed result names the run that made it.
+    """
     path = Path(ctx.results_dir) / subdir / "metrics.json"
     write_json(path, {"chapter": ctx.chapter, "profile": ctx.profile, "summary": summary,
                        "details": details or {}})
+    parameters = getattr(ctx, "parameters_file", None)
+    if subdir and parameters and Path(parameters).exists():  # keep each keyed run's parameters beside it
+        shutil.copyfile(parameters, path.parent / "parameters.json")
     return path
