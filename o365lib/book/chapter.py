@@ -15,6 +15,7 @@ import os
 import platform
 import random
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,8 @@ def setup_chapter(chapter: str, *, profile: str = "default", **params: Any) -> C
     )
     seed_everything(int(cfg["seed"]))
     register_offline_renderer()
+    # tqdm.auto warns on every import in a kernel without ipywidgets; the bars are off in book runs
+    warnings.filterwarnings("ignore", message="IProgress not found")
     ctx.results_dir.mkdir(parents=True, exist_ok=True)
     if int(os.environ.get("RANK", "0")) == 0:
         ctx.parameters_file = write_parameters(ctx, profile_file=profile_file)
