@@ -134,7 +134,7 @@ o365lib.book.report.markdown(
     easy_obj=extremes[extremes.group == "easiest"]["objects per image"].mean())
 
 # %%
-steps.write_chapter_metrics(
+metrics_file = steps.write_chapter_metrics(
     ctx,
     summary={"baseline mAP": metrics["mAP"], "tail 301-365 AP": tail["mAP"],
              "tail 301-365 zero-AP classes": tail["zero_ap"]},

@@ -143,7 +143,7 @@ o365lib.book.report.markdown("Ranges suggested from the baseline's per-class AP:
                              ranges=", ".join(suggested), first_suggestion=suggested[0])
 
 # %%
-steps.write_chapter_metrics(
+metrics_file = steps.write_chapter_metrics(
     ctx, subdir=out,
     summary={f"tail {first} AP" if first != "301-365" else "tail 301-365 AP, expert": change["mean_after"],
              f"{first} classes improved by expert": change["improved"],

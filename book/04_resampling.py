@@ -83,7 +83,7 @@ o365lib.book.report.markdown(
                                                     SEED["resample_overall"][1] - SEED["resample_overall"][0]))
 
 # %%
-steps.write_chapter_metrics(
+metrics_file = steps.write_chapter_metrics(
     ctx,
     summary={"tail 301-365 AP, resampling": float(head["AP 301-365"]), "mAP, resampling": float(head["mAP"]),
              "tail 301-365 AP, repeat factor": float(table.loc["repeat_factor", "AP 301-365"]),

@@ -99,7 +99,7 @@ o365lib.book.report.markdown(
     reproduced=int((ablation["verdict"] == "reproduced").sum()))
 
 # %%
-steps.write_chapter_metrics(
+metrics_file = steps.write_chapter_metrics(
     ctx,
     summary={"mAP, all tricks": m_ens["mAP"], "mAP gain, pretrained backbone": m_pre["mAP"] - m_base["mAP"],
              "mAP gain, multi-scale training": m_ms["mAP"] - m_pre["mAP"],

@@ -90,7 +90,7 @@ final_table = o365lib.book.compare.comparison_table(
 final_table
 
 # %%
-steps.write_chapter_metrics(
+metrics_file = steps.write_chapter_metrics(
     ctx,
     summary={"tiny track mAP": m_tricks["mAP"], "tiny track mAP, backbone only": m_backbone["mAP"],
              "tiny track mAP, from full track": m_full["mAP"], **{f"final: {k}": v for k, v in final.items()}},
