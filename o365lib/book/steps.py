@@ -88,8 +88,22 @@ class DataSplits:
         raise AttributeError(name)
 
 
+_DATASETS: dict[str, DataSplits] = {}
+
+
 def ensure_dataset(ctx) -> DataSplits:
-    """The profile's data: generated (synthetic source, cached) or the user's COCO files."""
+    """The profile's data: generated (synthetic source, cached) or the user's COCO files.
+
+    Resolved once per data configuration and process: the synthetic cache check hashes the
+    annotation files and lists every image, too slow to repeat on each split or ranking lookup.
+    """
+    key = short_hash({"data": ctx.cfg["data"], "seed": ctx.cfg.get("seed", 0)})
+    if key not in _DATASETS:
+        _DATASETS[key] = _resolve_dataset(ctx)
+    return _DATASETS[key]
+
+
+def _resolve_dataset(ctx) -> DataSplits:
     cfg = ctx.cfg["data"]
     if cfg["source"] == "synthetic":
         root = Path(cfg["root"])
@@ -127,8 +141,15 @@ def load_split(ctx, split: str):
 
 
 def ranking(ctx, track: str = "full") -> dict:
-    """Category id -> rank by training instances of the track's training split."""
-    return odata.class_ranks(load_split(ctx, "train" if track == "full" else "tiny_train"))
+    """Category id -> rank by training instances of the track's training split (a fresh copy)."""
+    coco = load_split(ctx, "train" if track == "full" else "tiny_train")
+    key = str(coco.path)
+    if key not in _RANKINGS:
+        _RANKINGS[key] = odata.class_ranks(coco)
+    return dict(_RANKINGS[key])
+
+
+_RANKINGS: dict[str, dict] = {}  # training split file -> its ranking (files are immutable once loaded)
 
 
 def range_category_ids(ctx, spec, track: str = "full") -> list[int]:
