@@ -145,16 +145,20 @@ def bench_soft_nms(images, *, device, per_image_n, labels):
         k = keep[img_k == i]  # ensemble-boxes returns the kept boxes with their original scores
         ok = _same(_rows(l_np[k], s_np[k], b_np[k]), _rows(eb_l, eb_sc, eb_b), score_tol=1e-6, box_tol=1e-6)
         mismatches += not ok
-    n = len(images)
     return {
-        "ensemble_boxes_ms_per_image": 1e3 * eb_s / n,
-        "ours_per_image_call_ms_per_image": 1e3 * ours_one_s / len(tensors),
-        "ours_batched_ms_per_image": 1e3 * ours_batch_s / n,
-        "speedup_per_image_call": (eb_s / n) / (ours_one_s / len(tensors)),
-        "speedup_batched": (eb_s / n) / (ours_batch_s / n),
+        **_speed_record(eb_s, ours_one_s, ours_batch_s, images=len(images), one_call_images=len(tensors)),
         "images_with_different_kept_set": mismatches,
         "per_image_call_images": len(tensors),
     }
+
+
+def _speed_record(eb_s: float, ours_one_s: float, ours_batch_s: float, *, images: int,
+                  one_call_images: int) -> dict:
+    """ms per image of ensemble-boxes and of ours (per-image calls, one batched call), and the ratios."""
+    eb, one, batch = eb_s / images, ours_one_s / one_call_images, ours_batch_s / images
+    return {"ensemble_boxes_ms_per_image": 1e3 * eb, "ours_per_image_call_ms_per_image": 1e3 * one,
+            "ours_batched_ms_per_image": 1e3 * batch, "speedup_per_image_call": eb / one,
+            "speedup_batched": eb / batch}
 
 
 def _eb_soft():
@@ -202,13 +206,8 @@ def bench_wbf(images, *, device, per_image_n, models):
         sel = fi == i
         ok = _same(_rows(fl[sel], fs[sel], fb[sel]), _rows(eb_l, eb_sc, eb_b), score_tol=1e-5, box_tol=1e-4)
         mismatches += not ok
-    n = len(images)
     return {
-        "ensemble_boxes_ms_per_image": 1e3 * eb_s / n,
-        "ours_per_image_call_ms_per_image": 1e3 * ours_one_s / len(tensors),
-        "ours_batched_ms_per_image": 1e3 * ours_batch_s / n,
-        "speedup_per_image_call": (eb_s / n) / (ours_one_s / len(tensors)),
-        "speedup_batched": (eb_s / n) / (ours_batch_s / n),
+        **_speed_record(eb_s, ours_one_s, ours_batch_s, images=len(images), one_call_images=len(tensors)),
         "images_with_different_output": mismatches,
         "per_image_call_images": len(tensors),
         "fused_boxes": len(fs),
