@@ -5,7 +5,7 @@ Two size presets keep the arguments short:
 - ``backbone="tiny"``: 128 px images (the CPU book), FPN 64 channels on c3-c5 (strides 8-64),
   anchors 8-91 px (two sizes per level), RoIAlign with one sample per bin, a small
   RPN budget (600/300 proposals before/after NMS in training, 300/100 at test), 64 sampled RoIs
-  per image (RoIAlign's CPU backward dominates the step otherwise), a 256-d box head;
+  per image (the box head's share of a CPU step stays small), a 256-d box head;
 - any ResNet/ResNeXt: the usual 800x1333 Cascade R-CNN settings (FPN 256, anchors 32-512 px,
   2000/2000 and 1000/1000 proposals, 512 RoIs, a 1024-d box head), anchors scaled down for smaller
   ``min_size``.

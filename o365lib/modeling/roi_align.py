@@ -1,0 +1,174 @@
+"""Multi-scale RoIAlign as one sparse matrix product: the same numbers as torchvision, a faster
+backward on CPU.
+
+torchvision's CPU ``roi_align`` backward recomputes the bilinear weights of every sample point
+once per channel and runs on one thread; in a ResNet-50 Cascade R-CNN training step on 2 cores it
+took a third of the time. RoIAlign is linear in the features, so for fixed boxes it is a sparse
+matrix ``S`` (one row per output bin, one column per feature-map pixel of every FPN level, at most
+``4 * sampling_ratio**2`` bilinear weights per row):
+
+    pooled = S @ features        (features flattened to [pixels, channels], channels last)
+    grad_features = S.T @ grad_pooled
+
+Both products are multithreaded sparse-dense kernels in torch. ``S`` reproduces torchvision's
+``roi_align(aligned=False)`` exactly: bins of ``max(roi_size, 1) / output_size`` feature pixels,
+``sampling_ratio x sampling_ratio`` samples per bin at the sub-bin centres, samples outside
+``[-1, size]`` contribute zero, coordinates clamped at 0 and at the last pixel, and the samples of a
+bin averaged. Levels are assigned by torchvision's ``LevelMapper`` (canonical 224 px at level 4).
+
+The sparse path runs for float32/float64 CPU features with a fixed ``sampling_ratio > 0``; CUDA
+tensors (where torchvision's kernel is fast), other dtypes and the adaptive sampling ratio use
+torchvision's ``MultiScaleRoIAlign`` unchanged. The module has no parameters or buffers, so
+checkpoints are the same either way.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops.poolers import _filter_input, _setup_scales
+
+SPARSE_DTYPES = (torch.float32, torch.float64)
+
+
+class _SparseGather(torch.autograd.Function):
+    """``S @ flat`` with ``S`` given as sorted COO (rows, columns, weights); backward ``S.T @ grad``."""
+
+    @staticmethod
+    def forward(ctx, flat, rows, columns, weights, num_rows):  # noqa: D102 - autograd protocol
+        shape = (num_rows, flat.shape[0])
+        matrix = torch.sparse_coo_tensor(
+            torch.stack([rows, columns]), weights, shape, is_coalesced=False, check_invariants=False
+        )
+        ctx.save_for_backward(rows, columns, weights)
+        ctx.num_pixels = flat.shape[0]
+        ctx.num_rows = num_rows
+        return torch.sparse.mm(matrix, flat)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102 - autograd protocol
+        rows, columns, weights = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        transposed = torch.sparse_coo_tensor(
+            torch.stack([columns, rows]), weights, (ctx.num_pixels, ctx.num_rows),
+            is_coalesced=False,
+            check_invariants=False,
+        )
+        return torch.sparse.mm(transposed, grad.contiguous()), None, None, None, None
+
+
+def _axis_samples(
+    start: torch.Tensor, length: torch.Tensor, size: torch.Tensor, *, output_size: int, grid: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel indices [R, P, g, 2] and weights [R, P, g, 2] (low/high neighbour) along one axis."""
+    steps = torch.arange(output_size * grid, dtype=start.dtype, device=start.device)
+    bin_size = length / output_size
+    # torchvision: start + p * bin + (i + 0.5) * bin / grid, for bin p and sample i
+    position = (
+        start[:, None]
+        + (steps // grid)[None] * bin_size[:, None]
+        + ((steps % grid) + 0.5)[None] * bin_size[:, None] / grid
+    )
+    size = size[:, None].to(start.dtype)
+    # a non-finite box (a diverging run) pools zeros, as torchvision's does; never a wild index
+    position = torch.where(torch.isfinite(position), position, torch.full_like(position, -2.0))
+    inside = (position >= -1.0) & (position <= size)
+    position = position.clamp(min=0)
+    low = position.floor()
+    at_edge = low >= size - 1
+    low = torch.where(at_edge, size - 1, low)
+    position = torch.where(at_edge, low, position)
+    frac = position - low
+    low = low.long()
+    high = torch.where(at_edge, low, low + 1)
+    index = torch.stack([low, high], -1)
+    weight = torch.stack([1 - frac, frac], -1) * inside[..., None]
+    shape = (start.shape[0], output_size, grid, 2)
+    return index.view(shape), weight.view(shape)
+
+
+def sampling_matrix(
+    rois: torch.Tensor,
+    *,
+    levels: torch.Tensor,
+    level_shapes: list[tuple[int, int, int]],
+    scales: list[float],
+    output_size: int,
+    sampling_ratio: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """COO entries (rows, columns, weights) of RoIAlign's matrix for ``rois`` [R, 5] (batch, xyxy).
+
+    Rows are ``roi * P * P + y * P + x`` (sorted); columns index the channels-last concatenation of
+    the levels (``level_shapes`` are (N, H, W) each), so the product with that [pixels, C] matrix
+    gives the pooled features as [R * P * P, C].
+    """
+    device, dtype = rois.device, rois.dtype
+    heights = torch.tensor([s[1] for s in level_shapes], device=device)[levels]
+    widths = torch.tensor([s[2] for s in level_shapes], device=device)[levels]
+    sizes = [n * h * w for n, h, w in level_shapes]
+    offsets = torch.tensor([0, *sizes[:-1]], device=device).cumsum(0)[levels]
+    scale = torch.tensor(scales, dtype=dtype, device=device)[levels]
+    x1, y1 = rois[:, 1] * scale, rois[:, 2] * scale
+    roi_w = (rois[:, 3] * scale - x1).clamp(min=1.0)
+    roi_h = (rois[:, 4] * scale - y1).clamp(min=1.0)
+    grid = sampling_ratio
+    y_index, y_weight = _axis_samples(y1, roi_h, heights, output_size=output_size, grid=grid)
+    x_index, x_weight = _axis_samples(x1, roi_w, widths, output_size=output_size, grid=grid)
+    num, size = rois.shape[0], output_size
+    # axes: roi, bin y, bin x, sample y, sample x, neighbour y, neighbour x
+    y_index = y_index.view(num, size, 1, grid, 1, 2, 1)
+    x_index = x_index.view(num, 1, size, 1, grid, 1, 2)
+    base = offsets + rois[:, 0].long() * heights * widths
+    columns = base.view(num, 1, 1, 1, 1, 1, 1) + y_index * widths.view(num, 1, 1, 1, 1, 1, 1) + x_index
+    weights = y_weight.view(num, size, 1, grid, 1, 2, 1) * x_weight.view(num, 1, size, 1, grid, 1, 2)
+    weights = weights / (grid * grid)
+    rows = torch.arange(num * size * size, device=device).view(num, size, size, 1, 1, 1, 1)
+    return rows.expand_as(columns).reshape(-1), columns.reshape(-1), weights.reshape(-1)
+
+
+class SparseMultiScaleRoIAlign(MultiScaleRoIAlign):
+    """torchvision's ``MultiScaleRoIAlign`` with the sparse-matrix CPU path described above."""
+
+    def forward(
+        self,
+        x: dict[str, torch.Tensor],
+        boxes: list[torch.Tensor],
+        image_shapes: list[tuple[int, int]],
+    ) -> torch.Tensor:
+        features = _filter_input(x, self.featmap_names)
+        if (
+            features[0].device.type != "cpu"
+            or features[0].dtype not in SPARSE_DTYPES
+            or self.sampling_ratio <= 0
+            or self.output_size[0] != self.output_size[1]
+        ):
+            return super().forward(x, boxes, image_shapes)
+        if self.scales is None or self.map_levels is None:
+            self.scales, self.map_levels = _setup_scales(
+                features, image_shapes, self.canonical_scale, self.canonical_level
+            )
+        dtype = features[0].dtype
+        rois = torch.cat(
+            [
+                torch.cat([torch.full_like(b[:, :1], index, dtype=dtype), b.to(dtype)], dim=1)
+                for index, b in enumerate(boxes)
+            ]
+        )
+        if len(features) > 1:  # clamped: torchvision's mapper gives garbage levels for non-finite boxes
+            levels = self.map_levels(boxes).clamp(0, len(features) - 1)
+        else:
+            levels = torch.zeros(len(rois), dtype=torch.int64)
+        size = self.output_size[0]
+        rows, columns, weights = sampling_matrix(
+            rois.detach(),
+            levels=levels,
+            level_shapes=[(f.shape[0], f.shape[2], f.shape[3]) for f in features],
+            scales=list(self.scales),
+            output_size=size,
+            sampling_ratio=self.sampling_ratio,
+        )
+        channels = features[0].shape[1]
+        flat = torch.cat([f.permute(0, 2, 3, 1).reshape(-1, channels) for f in features])
+        pooled = _SparseGather.apply(flat, rows, columns, weights.to(dtype), len(rois) * size * size)
+        return pooled.view(len(rois), size, size, channels).permute(0, 3, 1, 2)
