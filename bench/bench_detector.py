@@ -250,6 +250,47 @@ def _table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _run_case(case: str, args) -> dict:
+    """One case in a fresh subprocess (own peak memory, own interpreter state)."""
+    command = [
+        sys.executable,
+        __file__,
+        "--case",
+        case,
+        "--device",
+        args.device,
+        "--warmup",
+        str(args.warmup),
+        "--repeats",
+        str(args.repeats),
+        "--num-classes",
+        str(args.num_classes),
+    ]
+    command += ["--amp"] if args.amp else []
+    command += ["--threads", str(args.threads)] if args.threads else []
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        return {"case": case, "skipped": f"failed (exit {done.returncode}): {done.stderr[-500:]}"}
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def _median_record(records: list[dict]) -> dict:
+    """The records of one case over rounds, timings replaced by their medians."""
+    ok = [r for r in records if "skipped" not in r]
+    if not ok:
+        return records[-1]
+    merged = dict(ok[-1])
+    for key in ("train_step_s", "infer_batch_s", "train_step_cpu_s", "infer_batch_cpu_s"):
+        merged[key] = statistics.median(r[key] for r in ok)
+    merged["train_images_per_s"] = merged["batch"] / merged["train_step_s"]
+    merged["infer_images_per_s"] = merged["batch"] / merged["infer_batch_s"]
+    merged["peak_rss_mib"] = max(r["peak_rss_mib"] for r in ok)
+    merged["rounds"] = len(ok)
+    merged.pop("round", None)
+    return merged
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -258,6 +299,7 @@ def main(argv=None) -> None:
         "--cases", default=None, help="comma list of tiny,r50,mmdet (default: all for CPU, r50 for CUDA)"
     )
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1, help="alternate the cases this many times")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--num-classes", type=int, default=365)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -276,33 +318,14 @@ def main(argv=None) -> None:
         if args.cases
         else (["tiny", "r50", "mmdet"] if args.device == "cpu" else ["r50"])
     )
-    results = []
-    for case in cases:
-        command = [
-            sys.executable,
-            __file__,
-            "--case",
-            case,
-            "--device",
-            args.device,
-            "--warmup",
-            str(args.warmup),
-            "--repeats",
-            str(args.repeats),
-            "--num-classes",
-            str(args.num_classes),
-        ]
-        command += ["--amp"] if args.amp else []
-        command += ["--threads", str(args.threads)] if args.threads else []
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-        if done.returncode != 0 or not lines:
-            results.append(
-                {"case": case, "skipped": f"failed (exit {done.returncode}): {done.stderr[-500:]}"}
-            )
-        else:
-            results.append(json.loads(lines[-1][len("RESULT ") :]))
-        print(_table(results[-1:]).splitlines()[-1], flush=True)
+    rounds: dict[str, list[dict]] = {case: [] for case in cases}
+    for round_index in range(args.rounds):  # cases alternate, so slow phases of a shared machine hit all
+        for case in cases:
+            result = _run_case(case, args)
+            result["round"] = round_index
+            rounds[case].append(result)
+            print(f"round {round_index}: " + _table([result]).splitlines()[-1], flush=True)
+    results = [_median_record(records) for records in rounds.values()]
     by_case = {r["case"]: r for r in results if "skipped" not in r}
     ratios = {}
     if args.device == "cpu" and "r50" in by_case:
@@ -310,14 +333,20 @@ def main(argv=None) -> None:
         ratios["r50_vs_issue_reference_train"] = REFERENCE_MMDET_CPU["train_step_s"] / ours["train_step_s"]
         ratios["r50_vs_issue_reference_infer"] = REFERENCE_MMDET_CPU["infer_batch_s"] / ours["infer_batch_s"]
         if "mmdet" in by_case:
-            ratios["r50_vs_mmdet_measured_train"] = by_case["mmdet"]["train_step_s"] / ours["train_step_s"]
-            ratios["r50_vs_mmdet_measured_infer"] = by_case["mmdet"]["infer_batch_s"] / ours["infer_batch_s"]
+            for kind in ("train_step_s", "infer_batch_s", "train_step_cpu_s", "infer_batch_cpu_s"):
+                per_round = [
+                    m[kind] / o[kind]
+                    for o, m in zip(rounds["r50"], rounds["mmdet"])
+                    if "skipped" not in o and "skipped" not in m
+                ]
+                ratios[f"r50_vs_mmdet_measured_{kind[:-2]}"] = statistics.median(per_round)
     print()
     print(_table(results))
     for name, value in ratios.items():
         print(f"{name}: {value:.2f}x (mmdet time / ours; target >= 1.5x)")
     report = {
         "results": results,
+        "rounds": rounds,
         "ratios": ratios,
         "reference_mmdet_cpu": REFERENCE_MMDET_CPU,
         "machine": {
