@@ -110,11 +110,11 @@ expert2_results = steps.ensure_predictions(ctx, expert2, split="val")
 merged2 = remedies.merge_and_evaluate(ctx, base_results, [(first, expert_results), (second, expert2_results)],
                                    strategy=ctx.params["strategy"], name=f"merged-{out}-{remedies.range_key(second)}")
 seed_steps = SEED["experts_overall"]
-o365lib.book.compare.delta_table([
+o365lib.book.compare.shown(o365lib.book.compare.delta_table([
     ("general model", base_metrics["mAP"], None, None),
     (f"+ expert {first}", merged["mAP"], merged["mAP"] - base_metrics["mAP"], seed_steps[1] - seed_steps[0]),
     (f"+ expert {second}", merged2["mAP"], merged2["mAP"] - merged["mAP"], seed_steps[2] - seed_steps[1]),
-])
+]))
 
 # %%
 viz.plot_range_bars({"general": base_metrics, f"+ expert {first}": merged, f"+ expert {second}": merged2},

@@ -55,7 +55,7 @@ tiny_table = o365lib.book.compare.delta_table([
     ("+ multi-scale train, TTA soft-NMS, ensemble", m_tricks["mAP"], m_tricks["mAP"] - m_full["mAP"],
      SEED["tiny_other_tricks"]),
 ])
-tiny_table
+o365lib.book.compare.shown(tiny_table)
 
 # %%
 viz.plot_loss_curve(from_full.losses,

@@ -17,3 +17,11 @@ def test_tables_keep_measured_values():
     deltas = delta_table([("base", 20.0, None, None), ("+ trick", 21.0, 1.0, 0.6)])
     assert deltas.loc["+ trick", "verdict"] == "reproduced"
     assert deltas.loc["base", "verdict"] == "-"
+
+
+def test_shown_formats_numbers_and_marks_missing_values():
+    from o365lib.book.compare import delta_table, shown
+
+    table = shown(delta_table([("base", 6.9, None, None), ("+ trick", 8.66, 1.76, 0.6)]))
+    assert table.loc["base"].tolist() == ["6.90", "-", "-", "-"]
+    assert table.loc["+ trick"].tolist() == ["8.66", "1.76", "0.60", "reproduced"]

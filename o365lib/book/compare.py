@@ -56,3 +56,9 @@ def delta_table(rows, *, seed_label: str = "seed") -> pd.DataFrame:
             "verdict": "-" if seed_delta is None else effect_verdict(ours_delta, seed_delta),
         })
     return pd.DataFrame(records).set_index("").round(2)
+
+
+def shown(frame: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """A table for the page: numbers as fixed-digit text and '-' where a value is missing (NaN)."""
+    return frame.apply(lambda column: column.map(
+        lambda v: fmt(v, digits) if isinstance(v, (int, float)) and not isinstance(v, bool) else v))

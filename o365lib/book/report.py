@@ -148,6 +148,6 @@ def results_summary(profile_dir: str | Path, *, digits: int = 1) -> pd.DataFrame
         else:
             ours = value
         rows.append({"result": name, "ours": ours, "seed": SUMMARY_ROWS.get(name, "-"), "chapter": chapter})
-    frame = pd.DataFrame(rows).set_index("result").astype({"ours": object, "seed": object})
+    frame = pd.DataFrame(rows, dtype=object).set_index("result")  # object: counts stay ints
     frame.index.name = None  # a header row of its own in HTML otherwise
     return frame

@@ -40,6 +40,25 @@ def pretraining_history(path: Path) -> dict:
     return json.loads(history.read_text()) if history.exists() else {}
 
 
+def pretraining_table(ctx):
+    """The baseline's and the better backbone's pretraining side by side: crop set, epochs, accuracy, time.
+
+    Rows whose weights come from a user file (no history beside them) show only the file name.
+    """
+    import pandas as pd
+
+    rows = []
+    for label, path in (("baseline", steps.model_kwargs(ctx).get("backbone_weights")),
+                        ("better", ensure_pretrained_backbone(ctx))):
+        history = pretraining_history(path) if path else {}
+        spec = history.get("spec", {})
+        accuracy = history.get("val_accuracy") or [None]
+        rows.append({"backbone": label, "weights": Path(path).name if path else "none (from scratch)",
+                     "crops per class": spec.get("crops"), "epochs": spec.get("epochs"),
+                     "held-out crop accuracy": accuracy[-1], "seconds": history.get("seconds")})
+    return pd.DataFrame(rows).set_index("backbone")
+
+
 def ensure_pretrained(ctx) -> steps.ModelRun:
     """The baseline recipe, started from the better pretrained backbone."""
     return steps.ensure_model(ctx, "pretrained",
