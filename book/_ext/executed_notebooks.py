@@ -48,14 +48,24 @@ def _swap_source(app, docname: str, source: list) -> None:
     if not candidate.is_file():
         return
     committed = nbformat.reads(source[0], as_version=4)
-    executed_text = candidate.read_text(encoding="utf8")
-    executed = nbformat.reads(executed_text, as_version=4)
+    executed = nbformat.reads(candidate.read_text(encoding="utf8"), as_version=4)
     if _cells(executed) != _cells(committed):
         LOGGER.warning(f"{candidate} does not match the committed {docname}.ipynb (re-run the chapter); "
                        "rendering the committed notebook without outputs",
                        type="o365book", subtype="stale_notebook", location=docname)
         return
-    source[0] = executed_text
+    source[0] = nbformat.writes(_hide_default_parameters(executed))
+
+
+def _hide_default_parameters(notebook):
+    """Show the parameters a chapter ran with once: papermill's injected cell stays, the committed
+    defaults cell (tag ``parameters``) is removed from the page when an injected one follows it."""
+    tags = [set(c.get("metadata", {}).get("tags", [])) for c in notebook.cells]
+    if any("injected-parameters" in t for t in tags):
+        for cell, cell_tags in zip(notebook.cells, tags):
+            if "parameters" in cell_tags:
+                cell.setdefault("metadata", {})["tags"] = sorted(cell_tags | {"remove-cell"})
+    return notebook
 
 
 def setup(app):

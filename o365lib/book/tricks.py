@@ -53,7 +53,7 @@ def pretraining_table(ctx):
         history = pretraining_history(path) if path else {}
         spec = history.get("spec", {})
         accuracy = history.get("val_accuracy") or [None]
-        rows.append({"backbone": label, "weights": Path(path).name if path else "none (from scratch)",
+        rows.append({"backbone": label, "weights": f"{Path(path).parent.name}/{Path(path).name}" if path else "none (from scratch)",
                      "crops per class": spec.get("crops"), "epochs": spec.get("epochs"),
                      "held-out crop accuracy": accuracy[-1], "seconds": history.get("seconds")})
     return pd.DataFrame(rows).set_index("backbone")
