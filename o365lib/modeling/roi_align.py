@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 from torchvision.ops import MultiScaleRoIAlign
-from torchvision.ops.poolers import _filter_input, _setup_scales
+from torchvision.ops.poolers import _convert_to_roi_format, _filter_input, _setup_scales
 
 SPARSE_DTYPES = (torch.float32, torch.float64)
 
@@ -149,12 +149,7 @@ class SparseMultiScaleRoIAlign(MultiScaleRoIAlign):
                 features, image_shapes, self.canonical_scale, self.canonical_level
             )
         dtype = features[0].dtype
-        rois = torch.cat(
-            [
-                torch.cat([torch.full_like(b[:, :1], index, dtype=dtype), b.to(dtype)], dim=1)
-                for index, b in enumerate(boxes)
-            ]
-        )
+        rois = _convert_to_roi_format(boxes).to(dtype)
         if len(features) > 1:  # clamped: torchvision's mapper gives garbage levels for non-finite boxes
             levels = self.map_levels(boxes).clamp(0, len(features) - 1)
         else:
