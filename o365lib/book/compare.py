@@ -338,7 +338,7 @@ def shown(frame: pd.DataFrame, digits: int = 2, *, integer_columns: Sequence[str
         if _missing(value):
             return "-"
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            return fmt(int(round(float(value))) if as_int else value, digits)
+            return fmt(round(float(value)) if as_int else value, digits)
         return value
 
     return frame.apply(lambda column: column.map(lambda v: cell(v, column.name in integer_columns)))

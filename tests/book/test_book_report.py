@@ -6,7 +6,18 @@ import json
 
 import pytest
 
-from o365lib.book.report import NOT_RUN, SUMMARY_ROWS, format_value, markdown, markdown_table, results_summary
+from o365lib.book.report import (
+    FAILED_WITH_RECORD,
+    FAILED_WITHOUT_RECORD,
+    NOT_RUN,
+    SUMMARY_ROWS,
+    failed_runs,
+    format_value,
+    markdown,
+    markdown_table,
+    results_summary,
+    summary_cells,
+)
 
 
 def _metrics(folder, chapter, summary, sub=""):
@@ -19,25 +30,79 @@ def test_results_summary_reads_metrics_and_marks_missing(tmp_path):
     _metrics(tmp_path, "02_baseline", {"baseline mAP": 12.345, "tail 301-365 AP": -0.04,
                                        "tail 301-365 zero-AP classes": 40})
     _metrics(tmp_path, "03_experts", {"mAP, experts merged": 13.0, "expert count": 2})
-    _metrics(tmp_path, "06_tiny", {"tiny track mAP": 20.0}, sub="full")
+    _metrics(tmp_path, "06_tiny_track", {"tiny track mAP": 20.0}, sub="full")
     (tmp_path / "01_data_tail").mkdir()
     (tmp_path / "01_data_tail" / "metrics.json").write_text(json.dumps({"details": {}}))  # no summary
     table = results_summary(tmp_path)
-    assert list(table.columns) == ["ours", "seed", "chapter"]
+    assert list(table.columns) == ["ours (mean ± std)", "seeds", "talk", "verdict", "chapter"]  # no failure: no note
     assert list(table.index) == list(SUMMARY_ROWS) + ["expert count"]
-    assert table.loc["baseline mAP", "ours"] == 12.3 and table.loc["baseline mAP", "seed"] == 29.5
-    assert str(table.loc["tail 301-365 AP", "ours"]) == "0.0"  # not "-0.0"
-    assert str(table.loc["tail 301-365 zero-AP classes", "ours"]) == "40"  # counts stay ints
+    ours = table["ours (mean ± std)"]
+    assert ours["baseline mAP"] == "12.3" and table.loc["baseline mAP", "talk"] == 29.5
+    assert ours["tail 301-365 AP"] == "0.0"  # not "-0.0"
+    assert ours["tail 301-365 zero-AP classes"] == "40"  # counts stay ints
     assert table.loc["mAP, experts merged", "chapter"] == "03_experts"
-    assert table.loc["tiny track mAP", "ours"] == 20.0 and table.loc["tiny track mAP", "seed"] == 34.8
-    assert table.loc["mAP, resampling", "ours"] == NOT_RUN and table.loc["mAP, resampling", "chapter"] == "-"
-    assert table.loc["expert count", "seed"] == "-"
-    assert table.loc["tail 301-365 zero-AP classes", "seed"] == 39  # an int stays an int
+    assert ours["tiny track mAP"] == "20.0" and table.loc["tiny track mAP", "talk"] == 34.8
+    assert ours["mAP, resampling"] == NOT_RUN and table.loc["mAP, resampling", "chapter"] == "04_resampling"
+    assert table.loc["mAP, resampling", "seeds"] == "-" and table.loc["baseline mAP", "seeds"] == 1
+    assert table.loc["expert count", "talk"] == "-" and table.loc["expert count", "chapter"] == "03_experts"
+    assert table.loc["tail 301-365 zero-AP classes", "talk"] == 39  # an int stays an int
+    assert (table["verdict"] == "-").all()
+
+
+def test_results_summary_shows_the_spread_over_seeds_and_the_verdict(tmp_path):
+    from o365lib.book.compare import paired_effect
+
+    gain = paired_effect([10.0, 11.0, 12.0], [11.0, 12.5, 13.2], talk_effect=0.6)
+    _metrics(tmp_path, "02_baseline", {
+        "baseline mAP": [10.0, 11.0, 12.0],  # a list: one value per seed
+        "tail 301-365 zero-AP classes": {"mean": 40.0, "std": 1.0, "n": 3, "values": [39.0, 40.0, 41.0]},
+        "tail 301-365 AP": {"mean": 2.5, "std": 0.31, "n": 4},  # statistics without the values
+    })
+    _metrics(tmp_path, "04_resampling", {"mAP, resampling": {"values": [9.0], "verdict": "inconclusive (1 seed)"}})
+    _metrics(tmp_path, "05_tricks", {"mAP gain, pretrained backbone": gain.summary()})
+    table = results_summary(tmp_path).set_axis(["ours", "seeds", "talk", "verdict", "chapter"], axis=1)
+    assert table.loc["baseline mAP"].tolist() == ["11.0 ± 1.0", 3, 29.5, "-", "02_baseline"]
+    assert table.loc["tail 301-365 zero-AP classes", "ours"] == "40.0 ± 1.0"  # sample std of 39, 40, 41
+    assert table.loc["tail 301-365 AP"].tolist()[:2] == ["2.5 ± 0.3", 4]
+    assert table.loc["mAP, resampling"].tolist()[:4] == ["9.0", 1, 31.0, "inconclusive (1 seed)"]
+    # the per-seed differences 1.0, 1.5, 1.2: mean 1.23, sample std 0.25
+    assert table.loc["mAP gain, pretrained backbone"].tolist()[:4] == ["1.2 ± 0.3", 3, 0.6, "reproduced"]
+
+
+def test_results_summary_flags_chapters_whose_latest_run_failed(tmp_path):
+    from o365lib.book.records import mark_failed
+
+    _metrics(tmp_path, "02_baseline", {"baseline mAP": [10.0, 12.0]})
+    _metrics(tmp_path, "03_experts", {"mAP, experts merged": [13.0, 13.5]})
+    mark_failed(tmp_path, chapter="02_baseline", error="Traceback ...\nValueError: boom", notebook="x.ipynb")
+    mark_failed(tmp_path, chapter="04_resampling", error="KeyError: 'x'", notebook="y.ipynb")
+    table = results_summary(tmp_path)
+    assert table.columns[-1] == "note"
+    assert table.loc["baseline mAP", "note"] == FAILED_WITH_RECORD
+    assert table.loc["baseline mAP", "ours (mean ± std)"] == "11.0 ± 1.4"  # the last good record, still shown
+    assert table.loc["tail 301-365 AP", "note"] == FAILED_WITHOUT_RECORD  # 02_baseline never wrote this row
+    assert table.loc["mAP, resampling", "note"] == FAILED_WITHOUT_RECORD
+    assert table.loc["mAP, experts merged", "note"] == "-"
+    runs = failed_runs(tmp_path)
+    assert list(runs.index) == ["02_baseline", "04_resampling"] and list(runs.columns) == ["failed at", "error"]
+    assert runs.loc["02_baseline", "error"] == "ValueError: boom"
+    assert failed_runs(tmp_path / "absent").empty
+
+
+def test_summary_cells_formats_and_errors():
+    assert summary_cells([16.0], count=True)["ours"] == "16"
+    assert summary_cells([16.0])["ours"] == "16.0"
+    assert summary_cells({"values": [], "mean": None})["ours"] == NOT_RUN
+    assert summary_cells("n/a") == {"ours": "n/a", "seeds": "-", "verdict": "-"}
+    with pytest.raises(ValueError, match="row 'x': per-seed values must be a list of numbers"):
+        summary_cells({"values": [1.0, "a"]}, where="m.json: summary row 'x'")
+    with pytest.raises(ValueError, match="needs 'values' or 'mean'"):
+        summary_cells({"std": 1.0})
 
 
 def test_results_summary_of_an_empty_folder_is_all_not_run(tmp_path):
     table = results_summary(tmp_path / "absent")
-    assert (table["ours"] == NOT_RUN).all() and len(table) == len(SUMMARY_ROWS)
+    assert (table["ours (mean ± std)"] == NOT_RUN).all() and len(table) == len(SUMMARY_ROWS)
 
 
 def test_bad_metrics_file_names_the_file(tmp_path):
