@@ -3,9 +3,10 @@
 Planning is separate from rendering so the statistics (365 classes, max/min, val coverage, the
 65-class tiny track) can be checked in milliseconds without drawing a single image.
 
-The training distribution imitates Objects365's: a power law over ranks 1..300 (a steep head
-then a long, slowly decaying tail) and ranks 301..365 decaying log-linearly to a handful of
-instances. Category ids are assigned by name order while ranks come from a seeded
+The training distribution imitates Objects365's: over ranks 1..300 the larger of a steep power
+law (the head: rank 1 is the "person" class) and a slowly decaying one (the long middle), then
+ranks 301..365 decaying log-linearly to the rarest class. Images are dense (Objects365 averages
+~15 boxes per image), so an epoch shows many instances for few images. Category ids are assigned by name order while ranks come from a seeded
 permutation, so id order is *not* rank order and code that maps classes by position fails.
 """
 
@@ -45,7 +46,7 @@ class SyntheticProfile:
 
     image_size: int
     head_instances: int  # training instances of rank 1
-    head_power: float  # n(r) = head_instances * r ** -head_power for r <= 300
+    head_power: float  # n(r) = max(head_instances * r ** -head_power, mid law) for r <= 300
     tail_from: int  # ranks 301..365 decay log-linearly from tail_from ...
     tail_to: int  # ... down to tail_to training instances
     eval_min_per_class: int  # val/test instances of every class (full track) ...
@@ -53,16 +54,22 @@ class SyntheticProfile:
     tiny_train_from: int  # tiny-track training instances: tiny rank 1 ...
     tiny_train_to: int  # ... down to tiny rank 65 (log-linear)
     tiny_eval_per_class: int  # tiny val/test instances of every class
-    max_objects: int = 12  # objects per image are 1..max_objects
+    max_objects: int = 12  # an image is closed once it holds min_objects..max_objects objects
+    min_objects: int = 1
+    mid_instances: int = 0  # the mid law n(r) = mid_instances * (r / 300) ** -mid_power (0: none)
+    mid_power: float = 0.0
+    size_scale: float = 1.0  # multiplies the object side lengths of the normal and large styles
 
 
 PROFILES: dict[str, SyntheticProfile] = {
     "smoke": SyntheticProfile(image_size=128, head_instances=150, head_power=1.0, tail_from=2, tail_to=1,
                               eval_min_per_class=2, eval_extra=0, tiny_train_from=8, tiny_train_to=3,
                               tiny_eval_per_class=2),
-    "default": SyntheticProfile(image_size=128, head_instances=3200, head_power=0.85, tail_from=10, tail_to=3,
-                                eval_min_per_class=10, eval_extra=730, tiny_train_from=70, tiny_train_to=18,
-                                tiny_eval_per_class=12),
+    # rank 1: 10,000; rank 150: ~42; rank 300: 25; ranks 301..365: 22 -> 10 (max/min 1000)
+    "default": SyntheticProfile(image_size=128, head_instances=10_000, head_power=1.6, mid_instances=25,
+                                mid_power=0.75, tail_from=22, tail_to=10, eval_min_per_class=8,
+                                eval_extra=1500, tiny_train_from=70, tiny_train_to=18, tiny_eval_per_class=10,
+                                min_objects=10, max_objects=22, size_scale=0.8),
 }
 
 
@@ -85,8 +92,9 @@ def _log_linear(start: float, stop: float, n: int) -> np.ndarray:
 def train_counts(profile: SyntheticProfile) -> np.ndarray:
     """Planned training instances by rank (index 0 = rank 1); non-increasing."""
     ranks = np.arange(1, HEAD_RANKS + 1, dtype=float)
-    head = np.maximum(np.rint(profile.head_instances * ranks**-profile.head_power).astype(int),
-                      profile.tail_from)
+    law = np.maximum(profile.head_instances * ranks**-profile.head_power,
+                     profile.mid_instances * (ranks / HEAD_RANKS) ** -profile.mid_power)
+    head = np.maximum(np.rint(law).astype(int), profile.tail_from)
     tail = _log_linear(profile.tail_from, profile.tail_to, NUM_CLASSES - HEAD_RANKS)
     counts = np.concatenate([head, tail])
     if head[-1] <= tail[0]:  # ranks 301..365 must be exactly the 65 rarest classes
@@ -126,8 +134,11 @@ def build_categories(seed: int) -> tuple[list[dict], dict[int, int]]:
     return categories, ranking
 
 
-def _instance_size(rng: np.random.Generator, shape: str, style: str, image_size: int) -> tuple[int, int]:
-    lo, hi = _SIZES[style]
+def _instance_size(rng: np.random.Generator, shape: str, style: str, image_size: int,
+                   scale: float = 1.0) -> tuple[int, int]:
+    if style == "small_clustered":  # the hard style keeps its sizes: it is already near the stride
+        scale = 1.0
+    lo, hi = (scale * side for side in _SIZES[style])
     side = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
     aspect = SHAPE_ASPECT[shape] * float(np.exp(rng.uniform(-0.12, 0.12)))
     w = int(np.clip(round(side * np.sqrt(aspect)), 4, image_size - 2))
@@ -146,14 +157,14 @@ def _fits(box: tuple[int, int, int, int], placed: list[tuple[int, int, int, int]
     return True
 
 
-def _place_group(rng, group, cats, size, placed, tries=25):
+def _place_group(rng, group, cats, size, placed, tries=25, scale=1.0):
     """Positions for one group (a cluster or a single instance) in an image, or None."""
     cid, n = group
     cat = cats[cid]
     boxes: list[tuple[int, int, int, int]] = []
     centre = rng.uniform(0.2, 0.8, size=2) * size
     for _ in range(n):
-        w, h = _instance_size(rng, cat["shape"], cat["style"], size)
+        w, h = _instance_size(rng, cat["shape"], cat["style"], size, scale)
         for _ in range(tries):
             if cat["style"] == "small_clustered":  # near the cluster centre
                 x = int(np.clip(round(centre[0] + rng.normal(0, 9) - w / 2), 0, size - w))
@@ -180,21 +191,22 @@ def _layout(rng, counts: dict[int, int], cats: dict[int, dict], profile: Synthet
     groups = [groups[i] for i in rng.permutation(len(groups))]
     images: list[list] = []
     current: list = []
-    target = int(rng.integers(1, profile.max_objects + 1))
+    lo, hi, scale = profile.min_objects, profile.max_objects + 1, profile.size_scale
+    target = int(rng.integers(lo, hi))
     for group in groups:
         boxes = None
         if len(current) + group[1] <= profile.max_objects:
-            boxes = _place_group(rng, group, cats, profile.image_size, [b for _, b in current])
+            boxes = _place_group(rng, group, cats, profile.image_size, [b for _, b in current], scale=scale)
         if boxes is None:  # start a new image; an empty image always takes one group
             images.append(current)
-            current, target = [], int(rng.integers(1, profile.max_objects + 1))
-            boxes = _place_group(rng, group, cats, profile.image_size, [], tries=1000)
+            current, target = [], int(rng.integers(lo, hi))
+            boxes = _place_group(rng, group, cats, profile.image_size, [], tries=1000, scale=scale)
             if boxes is None:  # pragma: no cover - a cluster of <= 6 small boxes always fits
                 raise RuntimeError(f"could not place {group} in an empty image")
         current.extend((group[0], b) for b in boxes)
         if len(current) >= target:
             images.append(current)
-            current, target = [], int(rng.integers(1, profile.max_objects + 1))
+            current, target = [], int(rng.integers(lo, hi))
     images.append(current)
     return [img for img in images if img]
 

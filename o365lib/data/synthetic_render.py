@@ -19,11 +19,26 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-__all__ = ["COLOURS", "SHAPES", "SHAPE_ASPECT", "TEXTURES", "encode_png", "render_image"]
+__all__ = ["COLOURS", "PRETRAIN_SHAPES", "SHAPES", "SHAPE_ASPECT", "TEXTURES", "encode_png", "render_image"]
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross", "star", "crescent", "bar")
+# Polygon shape families that no detection class uses: the backbone pretraining set (the stand-in for
+# ImageNet, whose label set is not Objects365's) is drawn from these, never from SHAPES.
+# Vertices in the [-1, 1] box (v grows downwards), touching all four sides.
+_POLYGONS: dict[str, tuple[tuple[float, float], ...]] = {
+    "hexagon": ((1, 0), (0.5, 1), (-0.5, 1), (-1, 0), (-0.5, -1), (0.5, -1)),
+    "pentagon": ((0, -1), (1, -0.24), (0.62, 1), (-0.62, 1), (-1, -0.24)),
+    "arrow": ((-1, -0.35), (0.1, -0.35), (0.1, -1), (1, 0), (0.1, 1), (0.1, 0.35), (-1, 0.35)),
+    "trapezoid": ((-1, 1), (1, 1), (0.45, -1), (-0.45, -1)),
+    "chevron": ((0, -1), (1, 1), (0.5, 1), (0, 0.05), (-0.5, 1), (-1, 1)),
+    "bolt": ((-0.2, -1), (0.8, -1), (0.2, -0.2), (1, -0.2), (1, 0), (-0.6, 1), (-0.05, 0.2), (-1, 0.2), (-1, 0)),
+    "hourglass": ((-1, -1), (1, -1), (0.12, 0), (1, 1), (-1, 1), (-0.12, 0)),
+    "tee": ((-1, -1), (1, -1), (1, -0.4), (0.3, -0.4), (0.3, 1), (-0.3, 1), (-0.3, -0.4), (-1, -0.4)),
+}
+PRETRAIN_SHAPES: tuple[str, ...] = tuple(_POLYGONS)
 # width / height of each shape's box (before a small per-instance jitter)
-SHAPE_ASPECT: dict[str, float] = {s: 1.0 for s in SHAPES} | {"bar": 2.5, "crescent": 0.8}
+SHAPE_ASPECT: dict[str, float] = {s: 1.0 for s in SHAPES + PRETRAIN_SHAPES} | {"bar": 2.5, "crescent": 0.8,
+                                                                              "arrow": 1.4}
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (225, 35, 35),
     "orange": (250, 140, 20),
@@ -63,7 +78,21 @@ def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     if shape == "crescent":  # opening to the right; horizontal extent [-1, 0.533] rescaled to [-1, 1]
         x = -1.0 + (u + 1.0) * (1.0 + 0.5333) / 2.0
         return (x * x + v * v <= 1.0) & ((x - 0.45) ** 2 + v * v > 0.85**2)
-    raise ValueError(f"unknown shape {shape!r}; known: {SHAPES}")
+    if shape in _POLYGONS:
+        return _polygon_mask(_POLYGONS[shape], u, v)
+    raise ValueError(f"unknown shape {shape!r}; known: {SHAPES + PRETRAIN_SHAPES}")
+
+
+def _polygon_mask(vertices: tuple[tuple[float, float], ...], u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Inside of a simple polygon by the even-odd rule (a horizontal ray crosses an odd number of edges)."""
+    inside = np.zeros(np.broadcast(u, v).shape, dtype=bool)
+    for (x0, y0), (x1, y1) in zip(vertices, vertices[1:] + vertices[:1]):
+        if y0 == y1:
+            continue
+        spans = (v >= min(y0, y1)) & (v < max(y0, y1))
+        x_cross = x0 + (v - y0) * (x1 - x0) / (y1 - y0)
+        inside ^= spans & (u < x_cross)
+    return inside
 
 
 def _star_radius(from_tip: np.ndarray) -> np.ndarray:
