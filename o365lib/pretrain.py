@@ -1,12 +1,16 @@
-"""Backbone pre-training on a larger, class-balanced generated set: the default profile's "ImageNet".
+"""Backbone pre-training on a class-balanced generated set: the synthetic profiles' "ImageNet".
 
-The seed's "better pretrained backbone" (+0.6 mAP) swaps the ImageNet weights for stronger ones.
-Nothing can be downloaded here, so on the synthetic profiles "pretrained" means: the detector's
-own backbone is first trained as a 365-way *classifier* on object crops rendered by the same
-generator, with every class equally frequent (``num_per_class`` crops each) and new random
-sizes, positions and backgrounds. That is what ImageNet is to Objects365: a larger, balanced
-recognition set whose classes overlap the detection classes' parts. For real runs the profile's
-``model.backbone_weights`` names a local weights file instead and this module is not used.
+Lu et al. 2019's "better pretrained backbone" (+0.6 mAP) swaps the ImageNet weights for stronger
+ones. Nothing can be downloaded here, so on the synthetic profiles "pretrained" means: the
+detector's backbone is first trained as a *classifier* of object crops rendered by the same
+generator, every class equally frequent (``num_per_class`` crops each). ImageNet does not
+contain Objects365's label set, so neither does this set: its classes are compositions of
+colours and textures with *other shape families* (hexagon, arrow, tee, ...; see
+:data:`o365lib.data.synthetic_render.PRETRAIN_SHAPES`), never one of the 365 detection classes.
+The backbone learns colours, textures and edges that transfer, but not the identity of any
+detection class (in particular not the rare ones). A "better backbone" is a larger or longer
+pretraining on the same disjoint set. For real runs the profile's ``model.backbone_weights``
+names a local weights file instead and this module is not used.
 
 ``render_crops`` makes the set (deterministic in ``seed``), ``pretrain_backbone`` trains the
 backbone body with a linear classifier on its pooled last stage, and ``save_backbone`` writes
@@ -15,6 +19,7 @@ the body's state dict in the format ``build_detector(backbone_weights=...)`` loa
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from pathlib import Path
@@ -25,21 +30,29 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from o365lib.data.synthetic_plan import build_categories
-from o365lib.data.synthetic_render import SHAPE_ASPECT, render_image
+from o365lib.data.synthetic_render import COLOURS, PRETRAIN_SHAPES, SHAPE_ASPECT, TEXTURES, render_image
+
+
+def pretrain_categories() -> list[dict]:
+    """The pretraining classes: every PRETRAIN_SHAPES x COLOURS x TEXTURES composition (384), ids 1..384.
+
+    Fixed (no seed); disjoint from the detection classes, whose shapes are ``SHAPES``.
+    """
+    return [{"id": index + 1, "name": f"{colour} {texture} {shape}", "shape": shape, "colour": colour,
+             "texture": texture}
+            for index, (shape, colour, texture) in enumerate(itertools.product(PRETRAIN_SHAPES, COLOURS, TEXTURES))]
 
 
 def render_crops(*, num_per_class: int, size: int = 48, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list]:
-    """Balanced classification crops: ``num_per_class`` images of every category, one object each.
+    """Balanced classification crops: ``num_per_class`` images of every pretraining class, one object each.
 
-    Returns ``(images uint8 [N, size, size, 3], labels int64 [N] in 0..364 (sorted category
-    ids), categories)``. Object sides vary from a third of the crop to almost all of it, so
-    the backbone sees both texture-rich and texture-poor instances.
+    Returns ``(images uint8 [N, size, size, 3], labels int64 [N] in 0..383 (the order of
+    :func:`pretrain_categories`), categories)``. Object sides vary from a third of the crop to
+    almost all of it, so the backbone sees both texture-rich and texture-poor instances.
     """
     if num_per_class < 1:
         raise ValueError(f"num_per_class must be >= 1, got {num_per_class}")
-    categories, _ = build_categories(seed)
-    categories = sorted(categories, key=lambda c: c["id"])
+    categories = pretrain_categories()
     rng = np.random.default_rng([int(seed), 9001])
     images = np.empty((len(categories) * num_per_class, size, size, 3), dtype=np.uint8)
     labels = np.repeat(np.arange(len(categories)), num_per_class)
