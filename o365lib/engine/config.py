@@ -34,8 +34,9 @@ class TrainConfig:
             model's own ``transform.min_size``). ``max_size`` caps the long side (None: model's).
         flip: horizontal flip with probability 0.5 per image.
         clip_grad: max gradient L2 norm (None: no clipping).
-        amp: CUDA mixed precision: True (bf16 where supported, else fp16), "bf16", "fp16" or
-            False. Ignored on CPU.
+        amp: mixed precision: True (bf16 where supported, else fp16), "bf16", "fp16" or False.
+            On CPU only "bf16" applies (oneDNN bf16 autocast); the others are ignored there.
+        channels_last: convolution weights (and so activations) in channels-last memory format.
         checkpoint_every: write ``last.pt`` every N iterations (and always at the end).
         seed: seeds model-side randomness (RPN/RoI sampling), augmentation and the default sampler.
         num_workers: DataLoader worker processes for image decoding (0: in the main process).
@@ -60,6 +61,7 @@ class TrainConfig:
     flip: bool = True
     clip_grad: float | None = 10.0
     amp: bool | str = False
+    channels_last: bool = False
     checkpoint_every: int = 500
     seed: int = 0
     num_workers: int = 0

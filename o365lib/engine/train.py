@@ -31,13 +31,13 @@ from torch import nn
 
 from o365lib.engine.checkpoint import (
     capture_rng_state,
-    load_matching_weights,
     read_checkpoint,
     restore_rng_state,
     save_atomic,
     write_json_atomic,
 )
 from o365lib.engine.config import TrainConfig, TrainResult
+from o365lib.modeling.transfer import load_matching_weights
 from o365lib.engine.dataset import collate_detection
 from o365lib.engine.distributed import (
     DistInfo,
@@ -121,6 +121,9 @@ def _seed_everything(seed: int) -> None:
 
 
 def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype: CUDA bf16/fp16 for any ``amp``; on CPU bf16 only for ``amp="bf16"``."""
+    if device.type == "cpu" and config.amp == "bf16":
+        return torch.bfloat16  # oneDNN bf16 kernels (avx512_bf16 / AMX); no loss scaling needed
     if device.type != "cuda" or not config.amp:
         return None
     if config.amp == "fp16" or (config.amp is True and not torch.cuda.is_bf16_supported()):
@@ -162,6 +165,8 @@ def train(
         sampler = UniformSampler(len(dataset), seed=config.seed)
     total = config.total_iterations(epoch_length=len(sampler), world_size=info.world_size)
     core = model.to(info.device)
+    if config.channels_last:
+        core = core.to(memory_format=torch.channels_last)  # 4-D weights NHWC: faster oneDNN convolutions
     optimizer = torch.optim.SGD(
         parameter_groups(core, weight_decay=config.weight_decay), lr=config.lr, momentum=config.momentum
     )
@@ -234,15 +239,13 @@ def train(
     original_sizes = (transform.min_size, transform.max_size) if transform is not None else None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     autocast = (
-        torch.autocast(device_type="cuda", dtype=amp_dtype)
+        torch.autocast(device_type=info.device.type, dtype=amp_dtype)
         if amp_dtype is not None
         else contextlib.nullcontext()
     )
-    from tqdm.auto import tqdm
+    from o365lib.progress import progress_bar
 
-    progress = tqdm(
-        total=total, initial=iteration, desc="train", disable=not (info.is_main and config.progress)
-    )
+    progress = progress_bar(total=total, initial=iteration, desc="train", disable=not (info.is_main and config.progress))
     stream = _batch_stream(dataset, sampler, epoch=epoch, batch=batch_index, info=info, config=config)
     start, train_seconds, images_seen, steps = time.perf_counter(), 0.0, 0, 0
     core.train()
