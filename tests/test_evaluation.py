@@ -154,22 +154,48 @@ def test_empty_detections_give_zero():
     assert m["num_detections"] == 0
 
 
+def train_set_with_image_counts(counts, categories):
+    """A training COCO dict where category c appears in exactly counts[c] distinct images
+    (twice in some images, so instance counts differ from image counts)."""
+    anns, aid = [], 1
+    for cat, n in counts.items():
+        for i in range(n):
+            for _ in range(1 + (i % 2)):
+                anns.append({"id": aid, "image_id": i, "category_id": cat, "bbox": [0, 0, 5, 5],
+                             "area": 25.0, "iscrowd": 0})
+                aid += 1
+    images = [{"id": i, "width": 100, "height": 100} for i in range(max(counts.values()))]
+    return {"images": images, "annotations": anns, "categories": categories}
+
+
 def test_lvis_buckets_from_train_images():
     gt, dets = perfect_case()
-    # training set: class 10 in 150 images, 20 in 50, 30 in 9, 40 in 10, 50 in none
-    train_images, train_anns, aid = [], [], 1
-    for cat, n in {10: 150, 20: 50, 30: 9, 40: 10}.items():
-        for i in range(n):
-            train_anns.append({"id": aid, "image_id": i, "category_id": cat, "bbox": [0, 0, 5, 5],
-                               "area": 25.0, "iscrowd": 0})
-            aid += 1
-    train_images = [{"id": i, "width": 100, "height": 100} for i in range(150)]
-    train = {"images": train_images, "annotations": train_anns, "categories": gt["categories"]}
+    # classes 10 and 20 are detected perfectly (AP 100), 30 and 40 not at all (AP 0), 50 has no gt.
+    # training images: 10 -> 101 (frequent), 20 -> 11 (common), 30 -> 10 (rare), 40 -> 100 (common),
+    # 50 -> 0 (no bucket)
+    train = train_set_with_image_counts({10: 101, 20: 11, 30: 10, 40: 100}, gt["categories"])
     m = evaluate(gt, dets, train_gt=train, ranges=("1-5",))
     assert m["ranking_source"] == "train_gt"
     assert m["lvis"]["frequent"] == {"mAP": 100.0, "num_classes": 1, "num_evaluated": 1}
     assert m["lvis"]["common"] == {"mAP": 50.0, "num_classes": 2, "num_evaluated": 2}  # 20 and 40
-    assert m["lvis"]["rare"] == {"mAP": 0.0, "num_classes": 2, "num_evaluated": 1}  # 30, 50 (no gt)
+    assert m["lvis"]["rare"] == {"mAP": 0.0, "num_classes": 1, "num_evaluated": 1}  # 30
+    assert m["lvis"]["no_train_images"] == {"num_classes": 1, "num_evaluated": 0, "category_ids": [50]}
+
+
+def test_lvis_bucket_boundaries():
+    from o365lib.evaluation import LVIS_BUCKETS, lvis_bucket
+
+    assert [lvis_bucket(n) for n in (0, 1, 10, 11, 100, 101, 5000)] == [
+        None, "rare", "rare", "common", "common", "frequent", "frequent"]
+    assert LVIS_BUCKETS == (("rare", 1, 10), ("common", 11, 100), ("frequent", 101, None))
+    gt, dets = perfect_case()
+    # the other side of each boundary: 10 -> 100 (common), 20 -> 1 (rare), 30 -> 11 (common), 40 -> 101
+    train = train_set_with_image_counts({10: 100, 20: 1, 30: 11, 40: 101, 50: 0}, gt["categories"])
+    m = evaluate(gt, dets, train_gt=train, ranking={10: 1, 20: 2, 30: 3, 40: 4, 50: 5}, ranges=())
+    assert m["lvis"]["rare"] == {"mAP": 100.0, "num_classes": 1, "num_evaluated": 1}  # 20
+    assert m["lvis"]["common"] == {"mAP": 50.0, "num_classes": 2, "num_evaluated": 2}  # 10, 30
+    assert m["lvis"]["frequent"] == {"mAP": 0.0, "num_classes": 1, "num_evaluated": 1}  # 40
+    assert m["lvis"]["no_train_images"]["num_classes"] == 1
 
 
 def test_unknown_category_is_named():

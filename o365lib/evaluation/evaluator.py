@@ -1,0 +1,152 @@
+"""``evaluate``: COCO box AP overall, per class, per class-rank range, per LVIS bucket, and fixed AP.
+
+One standard COCO evaluation gives the accumulated ``precision [T, R, K, A, M]`` and ``recall``
+arrays; everything else is read off them (:mod:`o365lib.evaluation.summary`). The default engine
+is :mod:`o365lib.evaluation.engine`, which works on columns of numpy arrays, so that 8M
+detections (Objects365 v2 val at 100 per image) never become 8M Python dicts; it is pinned to
+pycocotools in the tests. ``engine="faster_coco_eval"`` runs faster-coco-eval 1.8 instead (same
+numbers, one dict per detection), as a cross-check.
+
+Standard mode only: faster-coco-eval's LVIS mode drops the detections of classes absent from an
+image, which is right for federated LVIS labels and wrong for exhaustively labelled Objects365
+(false positives would go uncounted).
+
+The 12 summary numbers are recomputed from the arrays with the last ``maxDets`` setting, so
+``max_dets=300`` (the LVIS convention) is honoured everywhere (pycocotools' own summary
+hard-codes 100 for the first number). Every AP is on the 0-100 scale; a value the COCO summary
+marks ``-1`` (no ground truth, e.g. no small objects) is ``None``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from o365lib.evaluation.columns import DetectionColumns
+from o365lib.evaluation.engine import coco_eval_columns
+from o365lib.evaluation.fixed_ap import fixed_ap_metrics
+from o365lib.evaluation.inputs import as_dataset, atomic_write_json, load_inputs, range_table, resolve_ranking
+from o365lib.evaluation.summary import STAT_NAMES, image_counts, lvis_buckets, pct, per_class_ap, summary_stats
+
+ENGINES = ("numpy", "faster_coco_eval")
+
+
+def _max_dets_list(max_dets: int) -> list[int]:
+    return [1, 10, int(max_dets)] if max_dets > 10 else sorted({1, int(max_dets)})
+
+
+def run_coco_eval(gt: dict, detections: Any, *, max_dets: int = 100) -> dict:
+    """Standard-mode COCO bbox evaluation with faster-coco-eval; returns its accumulated arrays.
+
+    ``detections``: COCO result dicts or ``DetectionColumns`` (turned into dicts here: this is the
+    reference path, it needs one dict per detection). Returns ``{"precision": [T,R,K,A,M],
+    "recall": [T,K,A,M], "category_ids": [K], "iou_thrs": [T], "max_dets": [M]}``, the layout of
+    :func:`o365lib.evaluation.engine.coco_eval_columns`. Inputs are not modified.
+    """
+    import gc
+
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    quiet = lambda *a, **k: None  # noqa: E731
+    if isinstance(detections, DetectionColumns):
+        detections = [{"image_id": i, "category_id": c, "bbox": b, "score": s} for i, c, b, s in zip(
+            detections.image_id.tolist(), detections.category_id.tolist(), detections.bbox.tolist(),
+            detections.score.tolist())]
+    was_enabled = gc.isenabled()
+    gc.disable()  # hundreds of thousands of acyclic dicts: the collector would rescan them over and over
+    try:
+        gt = dict(gt)
+        gt["annotations"] = [dict(a) for a in gt.get("annotations", [])]  # the evaluator writes into them
+        dets = []
+        for index, d in enumerate(detections, start=1):  # the fields loadRes would add
+            x, y, w, h = d["bbox"]
+            dets.append({"image_id": d["image_id"], "category_id": d["category_id"], "bbox": [x, y, w, h],
+                         "score": d["score"], "area": w * h, "id": index, "iscrowd": 0})
+        coco_gt = COCO(gt, print_function=quiet)
+        coco_dt = COCO({"images": gt.get("images", []), "categories": gt.get("categories", []),
+                        "annotations": dets}, print_function=quiet)
+        ev = COCOeval_faster(coco_gt, coco_dt, "bbox", print_function=quiet, separate_eval=False)
+        ev.params.maxDets = _max_dets_list(max_dets)
+        ev.evaluate()  # with separate_eval=False this also accumulates (one C++ pass)
+        return {"precision": np.asarray(ev.eval["precision"]), "recall": np.asarray(ev.eval["recall"]),
+                "category_ids": [int(c) for c in ev.params.catIds], "iou_thrs": np.asarray(ev.params.iouThrs),
+                "max_dets": list(ev.params.maxDets)}
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def evaluate(
+    gt: Any,
+    detections: Any,
+    *,
+    ranking: Mapping[int, int] | None = None,
+    train_gt: Any = None,
+    ranges: Sequence[Any] = ("1-150", "151-300", "301-365"),
+    max_dets: int = 100,
+    fixed_ap: bool = False,
+    fixed_ap_k: int | None = None,
+    engine: str = "numpy",
+    out_path: str | os.PathLike | None = None,
+) -> dict:
+    """Evaluate COCO results against ground truth; return (and optionally save) a JSON-able dict.
+
+    Args:
+        gt: evaluation ground truth (path, COCO dict or ``CocoData``).
+        detections: a list of COCO result dicts, a results JSON path (read in blocks), a ``.npz``
+            path or dict of arrays (``image_id``, ``category_id``, ``bbox`` [N,4], ``score``), or an
+            ``[N, 7]`` array ``(image_id, x, y, w, h, score, category_id)``. Empty gives zero AP.
+        ranking: category id -> rank (1 = most training instances). Default: computed from
+            ``train_gt``, else from ``gt`` itself (``"ranking_source"`` in the output says which).
+        train_gt: training set (path / dict / ``CocoData``); enables the LVIS buckets by
+            training-image count (rare 1-10, common 11-100, frequent > 100; classes without
+            training images are counted under ``"no_train_images"``).
+        ranges: class-rank range specs (``"301-365"``...) to report mean AP and zero-AP counts for.
+        max_dets: the evaluator's ``maxDets`` (100 COCO, 300 LVIS). COCO applies it per image *and
+            class*; the per-image cap of the detector itself is applied at inference time.
+        fixed_ap: also compute fixed AP (:mod:`o365lib.evaluation.fixed_ap`) under ``"fixed_ap"``.
+        fixed_ap_k: its per-class K; None = the rule scaled from LVIS v1 val (reported).
+        engine: "numpy" (columns, default) or "faster_coco_eval" (reference, one dict per box).
+        out_path: if given, the dict is written there as JSON (atomically).
+
+    Returns keys "mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100" (AR at
+    ``max_dets``), "ARs", "ARm", "ARl", "stats" (those 12, same order), "per_class"
+    {str(cat_id): AP or None}, "ranges" {spec: {"mAP", "num_classes", "num_evaluated", "zero_ap"}},
+    "lvis" (only with ``train_gt``), "fixed_ap" (only with ``fixed_ap=True``), "ranking_source",
+    "max_dets", "num_images", "num_detections".
+    """
+    if int(max_dets) < 1:
+        raise ValueError(f"max_dets must be >= 1, got {max_dets}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    gt_data, gt_cols, dets = load_inputs(gt, detections)
+    if engine == "numpy":
+        arrays = coco_eval_columns(gt_cols, dets, max_dets=_max_dets_list(max_dets))
+    else:
+        arrays = run_coco_eval(gt_data, dets, max_dets=int(max_dets))
+    stats = [pct(v) for v in summary_stats(arrays["precision"], arrays["recall"], iou_thrs=arrays["iou_thrs"])]
+    per_class = {c: pct(v) for c, v in per_class_ap(arrays["precision"], arrays["category_ids"]).items()}
+
+    train_data = as_dataset(train_gt) if train_gt is not None else None
+    ranking, ranking_source = resolve_ranking(ranking, train_data=train_data, gt_data=gt_data)
+    train_counts = image_counts(train_data) if train_data is not None else None
+
+    metrics: dict[str, Any] = dict(zip(STAT_NAMES, stats))
+    metrics["stats"] = stats
+    metrics["per_class"] = {str(c): v for c, v in per_class.items()}
+    metrics["ranges"] = range_table(per_class, ranking, ranges, caller="evaluate")
+    if train_counts is not None:
+        metrics["lvis"] = lvis_buckets(per_class, train_counts)
+    if fixed_ap:
+        metrics["fixed_ap"] = fixed_ap_metrics(gt_cols, dets, k=fixed_ap_k, ranking=ranking, ranges=ranges,
+                                               train_image_counts=train_counts)
+    elif fixed_ap_k is not None:
+        raise ValueError("evaluate(fixed_ap_k=...) needs fixed_ap=True")
+    metrics.update(ranking_source=ranking_source, max_dets=int(max_dets),
+                   num_images=len(gt_cols.image_ids), num_detections=len(dets))
+    if out_path is not None:
+        atomic_write_json(metrics, out_path)
+    return metrics
