@@ -1,5 +1,6 @@
 """Plotly figures for evaluation results: per-class AP along the class ranking, AP changes,
-per-range AP of several models, samplers' effective class distributions, loss curves.
+per-range AP of several models (mean ± std over random seeds, seeds as points), samplers'
+effective class distributions, loss curves.
 
 Inputs are the plain outputs of ``o365lib.evaluation`` (``per_class_table`` DataFrames and
 ``evaluate`` dicts) and ``o365lib.longtail.effective_class_distribution``. Every function returns
@@ -111,26 +112,58 @@ def plot_ap_change(before_df: pd.DataFrame, after_df: pd.DataFrame, *, title: st
     return fig
 
 
-def plot_range_bars(metrics_by_name: Mapping[str, Mapping], *, seed: Mapping[str, Mapping] | None = None,
-                    title: str = "AP per class-rank range") -> go.Figure:
-    """Grouped bars: for each model (``evaluate`` output) its overall mAP and per-range mAP.
+def _per_seed(metrics: Mapping | Sequence[Mapping]) -> list[Mapping]:
+    """One ``evaluate`` output, or a list of them (one per random seed), as a list."""
+    return [metrics] if isinstance(metrics, Mapping) else list(metrics)
 
-    ``seed``: optional dict model name -> {"overall" or a range spec: value}, the talk's numbers,
-    drawn as diamond markers over the matching bar (a name not in ``metrics_by_name`` gets
-    markers only).
+
+def _group_value(metrics: Mapping, group: str):
+    value = metrics.get("mAP") if group == "overall" else metrics.get("ranges", {}).get(group, {}).get("mAP")
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def plot_range_bars(metrics_by_name: Mapping[str, Mapping | Sequence[Mapping]], *,
+                    talk: Mapping[str, Mapping] | None = None,
+                    title: str = "AP per class-rank range") -> go.Figure:
+    """Grouped bars: for each model its overall mAP and per-range mAP, with the spread over seeds.
+
+    ``metrics_by_name``: model name -> an ``evaluate`` output, or a list of them (one per random
+    seed). With several seeds a bar is the mean, its error bar the std over seeds (``ddof=1``), and
+    the seeds are drawn as black points over it (one "<name> (seeds)" trace per model); a missing
+    value (no such range, NaN) is left out of that seed. ``talk``: optional dict model name ->
+    {"overall" or a range spec: value}, the ByteDance talk's numbers, drawn as diamond markers over
+    the matching bar (a name not in ``metrics_by_name`` gets markers only).
     """
+    runs = {name: _per_seed(metrics) for name, metrics in metrics_by_name.items()}
     groups: list[str] = ["overall"]
-    for metrics in metrics_by_name.values():
-        groups += [spec for spec in metrics.get("ranges", {}) if spec not in groups]
+    for per_seed in runs.values():
+        for metrics in per_seed:
+            groups += [spec for spec in metrics.get("ranges", {}) if spec not in groups]
     fig = go.Figure()
-    for name, metrics in metrics_by_name.items():
-        values = [metrics.get("mAP")] + [metrics.get("ranges", {}).get(g, {}).get("mAP") for g in groups[1:]]
-        fig.add_trace(go.Bar(x=groups, y=values, name=name, offsetgroup=name,
-                             text=[None if v is None else f"{v:.1f}" for v in values], textposition="outside"))
-    for name, values in (seed or {}).items():
+    points = []
+    for name, per_seed in runs.items():
+        samples = [[v for v in (_group_value(m, g) for m in per_seed) if v is not None] for g in groups]
+        means = [float(np.mean(s)) if s else None for s in samples]
+        stds = [float(np.std(s, ddof=1)) if len(s) > 1 else 0.0 for s in samples]
+        several = any(len(s) > 1 for s in samples)
+        text = [None if m is None else (f"{m:.1f} ± {sd:.1f}" if len(s) > 1 else f"{m:.1f}")
+                for m, sd, s in zip(means, stds, samples)]
+        fig.add_trace(go.Bar(x=groups, y=means, name=name, offsetgroup=name, text=text, textposition="outside",
+                             error_y={"type": "data", "array": stds, "visible": several},
+                             customdata=[len(s) for s in samples],
+                             hovertemplate=f"{name}, %{{x}}: %{{y:.2f}} (%{{customdata}} seeds)<extra></extra>"))
+        if several:
+            points.append(go.Scatter(
+                x=[g for g, s in zip(groups, samples) for _ in s], y=[v for s in samples for v in s],
+                name=f"{name} (seeds)", offsetgroup=name, mode="markers", showlegend=False,
+                marker={"color": "black", "size": 5, "opacity": 0.6},
+                hovertemplate=f"{name}, %{{x}}, one seed: %{{y:.2f}}<extra></extra>"))
+    for trace in points:
+        fig.add_trace(trace)
+    for name, values in (talk or {}).items():
         ys = [values.get(g) for g in groups]
-        fig.add_trace(go.Scatter(x=groups, y=ys, name=f"{name} (seed)", mode="markers",
-                                 offsetgroup=name if name in metrics_by_name else None,
+        fig.add_trace(go.Scatter(x=groups, y=ys, name=f"{name} (talk)", mode="markers",
+                                 offsetgroup=name if name in runs else None,
                                  marker={"symbol": "diamond", "size": 11, "color": "black"}))
     fig.update_layout(title=title, barmode="group", scattermode="group", xaxis_title="classes",
                       yaxis_title="mAP (IoU 0.5:0.95)")
