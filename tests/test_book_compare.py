@@ -175,6 +175,9 @@ def test_comparison_table():
     assert table.loc["mAP"].tolist() == ["28.0 ± 1.0", "29.5", 3]
     assert table.loc["zero-AP classes"].tolist() == ["12", "39", 1]
     assert table.loc["other"].tolist() == ["-", "-", "-"]
+    partly = comparison_table([("fixed AP", [1.0, None, 3.0, float("nan")], None), ("none", [None, None], 2)])
+    assert partly.loc["fixed AP"].tolist() == ["2.0 ± 1.4", "-", 2]  # missing seeds left out, and not counted
+    assert partly.loc["none"].tolist() == ["-", "2", 0]
 
 
 def test_metrics_table_trims_evaluate_outputs():

@@ -227,7 +227,8 @@ def mean_std(values, digits: int = 1) -> str:
     """Per-seed values as "mean ± std" ("12.3 ± 0.4"); one value as itself; none as '-'.
 
     ``values`` may be a number, a sequence of per-seed numbers, or a mapping with "values" or
-    "mean"/"std" (a summary value, see ``o365lib.book.report``). Whole numbers given alone stay ints.
+    "mean"/"std" (a summary value, see ``o365lib.book.report``). Missing values (None, NaN) in a list
+    are left out (a seed that did not measure this). Whole numbers given alone stay ints.
     """
     if isinstance(values, Mapping):
         if "values" in values:
@@ -239,6 +240,7 @@ def mean_std(values, digits: int = 1) -> str:
         return "-"
     if isinstance(values, numbers.Real):
         return fmt(values, digits)
+    values = [v for v in values if not _missing(v)]
     mean, std, n = seed_summary(values)
     if n == 1:
         return fmt(values[0], digits)
@@ -253,14 +255,14 @@ def interval_text(low: float, high: float, digits: int = 1) -> str:
 
 
 def _seeds(values) -> int | str:
-    """How many seeds a value holds: a list's length, a summary's "values" or "n", 1 for a number."""
+    """How many seeds a value holds: a list's measured values, a summary's "values" or "n", 1 for a number."""
     if isinstance(values, Mapping):
         if "values" in values:
             return len(values["values"])
         return "-" if _missing(values.get("n")) else int(values["n"])
     if _missing(values):
         return "-"
-    return 1 if isinstance(values, numbers.Real) else len(values)
+    return 1 if isinstance(values, numbers.Real) else sum(not _missing(v) for v in values)
 
 
 def effects_table(rows, *, digits: int = 1) -> pd.DataFrame:

@@ -123,8 +123,9 @@ def plot_ranked_remedies(rows, *, control: str | None = None, title: str = "Reme
     """Horizontal bars of remedies ranked by their mean over seeds, best at the top.
 
     ``rows``: a mapping (or ``(name, item)`` pairs) where an item is either the per-seed values of a
-    metric, as a list or a summary mapping with "values" (bar = mean, error bar = std over seeds with
-    ``ddof=1``), or an effect against a control (``Effect`` or its mapping: bar = mean paired
+    metric, as a list, a summary mapping with "values", or a mapping of columns (column name -> per-seed
+    values) from which the ``metric`` column is taken (bar = mean, error bar = std over seeds with
+    ``ddof=1``; missing values are left out), or an effect against a control (``Effect`` or its mapping: bar = mean paired
     difference, error bar = its confidence interval, points = per-seed differences). The seeds are drawn as points over each bar. ``control`` names
     the row drawn grey, with a dashed line at its mean. ``higher_is_better=False`` ranks ascending.
     """
@@ -141,7 +142,12 @@ def plot_ranked_remedies(rows, *, control: str | None = None, title: str = "Reme
             points = [_number(d) for d in (_field(item, "diffs") or ())]
             spread = f"interval [{low:+.2f}, {high:+.2f}]" if np.isfinite(low) else "no interval"
         else:
-            values = item.get("values", ()) if isinstance(item, Mapping) else item
+            if isinstance(item, Mapping):
+                if "values" not in item and metric not in item:
+                    raise ValueError(f"plot_ranked_remedies: row {name!r} has neither 'values' nor a {metric!r} column")
+                values = item["values"] if "values" in item else item[metric]
+            else:
+                values = item
             points = [float(v) for v in values if v is not None and np.isfinite(v)]
             if not points:
                 raise ValueError(f"plot_ranked_remedies: row {name!r} has no values")

@@ -87,6 +87,12 @@ def test_ranked_remedies_from_values_and_from_effects():
     assert bar.error_x.arrayminus[1] == pytest.approx(e_good.diff_mean - e_good.ci_low)
     assert sorted(fig.data[1].x) == sorted(e_good.diffs + e_bad.diffs)
     assert list(plot_ranked_remedies({"a": [1.0], "b": [2.0]}, higher_is_better=False).data[0].y) == ["b", "a"]
+    columns = {"rfs": {"mAP": [3.0, 5.0], "AP 3-5": [1.0, 2.0]}, "ce": {"mAP": [1.0, None], "AP 3-5": [0.0, 0.0]}}
+    by_column = plot_ranked_remedies(columns, metric="AP 3-5").data[0]
+    assert list(by_column.y) == ["ce", "rfs"] and list(by_column.x) == [0.0, 1.5]
+    assert list(plot_ranked_remedies(columns, metric="mAP").data[0].x) == [1.0, 4.0]  # the missing seed left out
+    with pytest.raises(ValueError, match="neither 'values' nor a 'AP 1-2' column"):
+        plot_ranked_remedies(columns, metric="AP 1-2")
     with pytest.raises(ValueError, match="control 'x'"):
         plot_ranked_remedies({"a": [1.0]}, control="x")
     with pytest.raises(ValueError, match="row 'a' has no values"):
