@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 1. A longer tail
 #
-# The seed's first observation: going from COCO to Objects365 brings more classes (80 to 365)
+# The ByteDance talk's first observation: going from COCO to Objects365 brings more classes (80 to 365)
 # and more images (110k to 600k), but also a much longer tail. Sorted by number of training
 # instances, Objects365's classes fall from two million boxes to a few dozen; the ratio of the
 # most to the least frequent class grows from about 1,300 on COCO to about 76,000. The talk
@@ -31,30 +31,29 @@ profile = "default"
 examples_per_class = 1
 image_columns = 4
 
-# %%
+# %% tags=["hide-input"]
 import o365lib.book
 from o365lib import data, viz
 
-ctx = o365lib.book.setup_chapter("01_data_tail", profile=profile, examples_per_class=examples_per_class,
-                                 image_columns=image_columns)
+ctx = o365lib.book.setup_chapter("01_data_tail", profile=profile, namespace=globals(),
+                                 examples_per_class=examples_per_class, image_columns=image_columns)
 
 # %% [markdown]
 # ## The class-instance distribution
 #
 # Every class of the training split, sorted by its number of instances (rank 1 = most
-# frequent), on a log scale; the shaded bands are the seed's three rank ranges.
+# frequent), on a log scale; the shaded bands are the talk's three rank ranges.
 
 # %%
-splits = o365lib.book.steps.ensure_dataset(ctx)
-train = o365lib.book.steps.load_split(ctx, "train")
+train = o365lib.book.datasets.load_split(ctx, "train")
 stats = data.tail_stats(train)
-viz.plot_instance_distribution(stats, ranges=ctx.cfg["eval"]["ranges"], log_y=True,
+viz.plot_instance_distribution(stats, ranges=list(ctx.cfg.eval.ranges), log_y=True,
                                title="Training instances per class, sorted by rank")
 
 # %% [markdown]
 # ## How imbalanced?
 #
-# The seed's table (COCO and Objects365 training sets) with this data set added.
+# The talk's table (COCO and Objects365 training sets) with this data set added.
 
 # %%
 imbalance = data.imbalance_table(train, name="this data")
@@ -73,11 +72,11 @@ o365lib.book.report.markdown(
 # %% [markdown]
 # ## The three rank ranges
 #
-# The seed trains its experts on these ranges; the tail range 301-365 is the one that
+# The talk trains its experts on these ranges; the tail range 301-365 is the one that
 # collapses.
 
 # %%
-ranges = o365lib.book.tail_tour.range_summary(stats, ranges=ctx.cfg["eval"]["ranges"])
+ranges = o365lib.book.tail_tour.range_summary(stats, ranges=list(ctx.cfg.eval.ranges))
 ranges
 
 # %%
@@ -92,7 +91,7 @@ o365lib.book.report.markdown(
 # ## Head and tail classes in pictures
 #
 # Frequent head classes, then the tail classes that look hardest (small boxes, many per image,
-# like the seed's okra and scallop) and easiest (large, alone, like its donkey and polar bear),
+# like the talk's okra and scallop) and easiest (large, alone, like its donkey and polar bear),
 # picked from the measured box sizes and objects per image, not by hand.
 
 # %%
@@ -109,14 +108,19 @@ viz.plot_image_examples(train, example_ids, highlight_category_ids=examples["cat
 # %% [markdown]
 # ## The tiny track
 #
-# The challenge's second track has 65 classes and far fewer images. The seed pre-trained on
+# The challenge's second track has 65 classes and far fewer images. The talk pre-trained on
 # the full track before fine-tuning on it (chapter 6).
 
 # %%
-tiny = o365lib.book.steps.load_split(ctx, "tiny_train")
+tiny = o365lib.book.datasets.load_split(ctx, "tiny_train")
 tiny_stats = data.tail_stats(tiny)
 viz.plot_tiny_distribution(tiny_stats, title="Tiny track: training instances per class")
 
 # %%
 o365lib.book.report.markdown_table(data.imbalance_table(tiny, name="tiny track")[["tiny track"]],
                                    caption="Tiny-track imbalance (training split):")
+
+# %% tags=["remove-cell"]
+metrics_file = o365lib.book.records.write_chapter_record(
+    ctx, summary={"max / min training instances per class": int(imbalance.loc["Max / Min", "this data"])},
+    details={"classes": len(stats), "instances": int(stats.instances.sum()), "images": len(train.images)})

@@ -44,8 +44,12 @@ def _swap_source(app, docname: str, source: list) -> None:
     if not str(path).endswith(".ipynb"):
         return
     candidate = executed_dir(app) / f"{Path(docname).name}.ipynb"
+    failed = executed_dir(app) / "failed" / f"{Path(docname).name}.ipynb"
     app.env.note_dependency(str(candidate))  # a later run re-reads the page
+    app.env.note_dependency(str(failed))
     if not candidate.is_file():
+        if failed.is_file():
+            source[0] = nbformat.writes(_with_failure_notice(nbformat.reads(source[0], as_version=4), good=False))
         return
     committed = nbformat.reads(source[0], as_version=4)
     executed = nbformat.reads(candidate.read_text(encoding="utf8"), as_version=4)
@@ -54,7 +58,21 @@ def _swap_source(app, docname: str, source: list) -> None:
                        "rendering the committed notebook without outputs",
                        type="o365book", subtype="stale_notebook", location=docname)
         return
-    source[0] = nbformat.writes(_hide_default_parameters(executed))
+    notebook = _hide_default_parameters(executed)
+    if failed.is_file():
+        notebook = _with_failure_notice(notebook, good=True)
+    source[0] = nbformat.writes(notebook)
+
+
+def _with_failure_notice(notebook, *, good: bool):
+    """A warning after the title: the latest run of this chapter failed (``failed/`` holds its notebook)."""
+    text = ("The latest run of this chapter **failed**; "
+            + ("the results below are from the last run that succeeded." if good else
+               "no run has succeeded yet, so the page shows no results.")
+            + " Re-run it with `python -m o365lib.book run --chapters <number>`.")
+    cell = nbformat.v4.new_markdown_cell(f":::{{warning}}\n{text}\n:::")
+    notebook.cells.insert(1 if notebook.cells and notebook.cells[0].cell_type == "markdown" else 0, cell)
+    return notebook
 
 
 def _hide_default_parameters(notebook):

@@ -2,14 +2,14 @@
 
 Public API::
 
-    load_profile(name_or_path) -> dict
-    merge_parameters(profile, chapter_params=None, overrides=None) -> dict
-    setup_chapter(chapter, *, profile="default", **params) -> ChapterContext
+    load_profile(name_or_path, overrides=None) -> Profile (the typed, validated schema)
+    setup_chapter(chapter, *, profile="default", namespace=None, **params) -> ChapterContext
     report.results_summary(profile_dir) -> DataFrame, report.markdown(...), report.markdown_table(...)
 
-Sub-modules ``steps`` (train-or-load glue), ``report``, ``runner``, ``notebooks`` load on first
-use (``o365lib.book.steps.ensure_dataset(ctx)`` works after ``import o365lib.book``), so that
-importing this package stays cheap. Command line: ``python -m o365lib.book --help``.
+Sub-modules load on first use (``o365lib.book.models.ensure_baseline(ctx, seed)`` works after
+``import o365lib.book``), so that importing this package stays cheap: train-or-load steps in
+``datasets``, ``models``, ``predictions`` (keys in ``cache``), the talk's remedies in ``remedies`` and
+``tricks``, chapter records in ``records``, tables and verdicts in ``compare`` and ``report``. Command line: ``python -m o365lib.book --help``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from __future__ import annotations
 import importlib
 
 from o365lib.book.chapter import ChapterContext, setup_chapter
-from o365lib.book.profiles import load_profile, merge_parameters
+from o365lib.book.profiles import load_profile
 
-__all__ = ["ChapterContext", "load_profile", "merge_parameters", "setup_chapter"]
+__all__ = ["ChapterContext", "load_profile", "setup_chapter"]
 
-_LAZY = ("steps", "report", "runner", "notebooks", "seed", "compare", "plotly_offline", "profiles", "tail_tour",
-         "chapter")
+_LAZY = ("datasets", "models", "predictions", "records", "remedies", "tricks", "cache", "report", "runner",
+         "notebooks", "talk", "compare", "plotly_offline", "profiles", "profile", "schema", "tail_tour", "chapter")
 
 
 def __getattr__(name):

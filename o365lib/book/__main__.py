@@ -4,14 +4,17 @@
 - ``build [--profile P]``: only build the HTML from the executed notebooks of profile P.
 - ``sync``: bring each ``book/NN_*.py`` and its ``.ipynb`` in line, strip outputs.
 - ``check-pairs``: fail when a pair differs or a committed notebook has outputs (CI).
-- ``train --profile P --what baseline``: train (or find) a model outside the book, e.g. under
-  ``torchrun --nproc_per_node N -m o365lib.book train ...`` on GPUs.
+- ``train --profile P --what baseline [--seed S]``: train (or find) models outside the book, e.g. under
+  ``torchrun --nproc_per_node N -m o365lib.book train ...`` on GPUs (``--what list`` names the choices).
+- ``check-data --profile P``: validate the profile's data files end to end before a multi-day run.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from o365lib.book import models, remedies, tricks
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,56 +36,75 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train (or reuse) a model of a profile, outside the book")
     train.add_argument("--profile", default="default")
     train.add_argument("--what", default="baseline",
-                       help="what to train: baseline, expert (with --classes), resampled (with --sampler), "
-                            "pretrained, multiscale, ... (an ensure_<what> step; unknown names list them)")
+                       help="what to train or find: list prints the choices")
     train.add_argument("--classes", help="class-rank range for --what expert, e.g. 301-365")
     train.add_argument("--sampler", help="sampler for --what resampled, e.g. head_downsample")
+    train.add_argument("--init", choices=("backbone", "full"), help="initialisation for --what tiny")
+    train.add_argument("--seed", type=int, help="one random seed (default: every seed of the profile)")
+    check = sub.add_parser("check-data", help="validate a profile's data files end to end before a long run")
+    check.add_argument("--profile", default="default")
+    check.add_argument("--sample", type=int, default=200, help="images decoded per split (all are stat-checked)")
+    check.add_argument("--all-images", action="store_true", help="decode every image (slow on real data)")
     return parser
 
 
-#: Modules whose ``ensure_<what>(ctx[, value])`` functions ``train --what`` can call.
-TRAIN_MODULES = ("o365lib.book.steps", "o365lib.book.remedies", "o365lib.book.tricks")
-#: ensure_* functions that are building blocks, not things to train from the command line.
-NOT_TRAINABLE = {"model", "predictions"}
+def _seeds(ctx, args) -> list[int]:
+    return [args.seed] if args.seed is not None else ctx.seeds
 
 
-def trainable_steps() -> dict:
-    """``{what: function}`` for every ``ensure_<what>(ctx)`` or ``ensure_<what>(ctx, value)`` step."""
-    import importlib
-    import inspect
+def _need(args, name: str) -> str:
+    value = getattr(args, name)
+    if not value:
+        raise SystemExit(f"train --what {args.what} needs --{name}")
+    return value
 
-    found = {}
-    for module_name in TRAIN_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        for name, function in inspect.getmembers(module, inspect.isfunction):
-            what = name.removeprefix("ensure_")
-            if not name.startswith("ensure_") or what in NOT_TRAINABLE or what in found:
-                continue
-            required = [p for p in inspect.signature(function).parameters.values()
-                        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-            if 1 <= len(required) <= 2:
-                found[what] = function
-    return found
+
+#: What ``train --what`` can train or find: name -> (description, function(ctx, args) -> list of runs).
+TRAIN_COMMANDS = {
+    "backbone": ("the baseline's pretrained backbone (generated classes disjoint from the detection classes)",
+                 lambda ctx, args: [models.baseline_backbone(ctx)]),
+    "baseline": ("the chapter 2 baseline, every seed (or --seed)",
+                 lambda ctx, args: [models.ensure_baseline(ctx, s) for s in _seeds(ctx, args)]),
+    "expert": ("an expert fine-tuned on --classes (e.g. 301-365) from the baseline",
+               lambda ctx, args: [remedies.ensure_expert(ctx, _need(args, "classes"), seed=s,
+                                                         base=models.ensure_baseline(ctx, s)) for s in _seeds(ctx, args)]),
+    "resampled": ("the baseline fine-tuned with --sampler (uniform, repeat_factor, class_aware, head_downsample)",
+                  lambda ctx, args: [remedies.ensure_resampled(ctx, _need(args, "sampler"), seed=s,
+                                                               base=models.ensure_baseline(ctx, s)) for s in _seeds(ctx, args)]),
+    "pretrained": ("the baseline recipe from the better pretrained backbone",
+                   lambda ctx, args: [tricks.ensure_pretrained(ctx, s) for s in _seeds(ctx, args)]),
+    "multiscale": ("the pretrained recipe with multi-scale training",
+                   lambda ctx, args: [tricks.ensure_multiscale(ctx, s) for s in _seeds(ctx, args)]),
+    "tiny": ("a tiny-track model, --init backbone or full",
+             lambda ctx, args: [tricks.ensure_tiny(ctx, seed=s, init=args.init or "full") for s in _seeds(ctx, args)]),
+}
 
 
 def _train(args) -> int:
     from o365lib.book import setup_chapter
 
-    steps = trainable_steps()
     if args.what == "list":
-        print("\n".join(sorted(steps)))
+        for name, (text, _) in TRAIN_COMMANDS.items():
+            print(f"{name:12s} {text}")
         return 0
-    ensure = steps.get(args.what.replace("-", "_"))
-    if ensure is None:
-        raise SystemExit(f"unknown --what {args.what!r}; known: {sorted(steps)}")
-    value = args.classes or args.sampler
+    if args.what not in TRAIN_COMMANDS:
+        raise SystemExit(f"unknown --what {args.what!r}; known: {sorted(TRAIN_COMMANDS)} (or list)")
     ctx = setup_chapter(f"train_{args.what}", profile=args.profile)
-    run = ensure(ctx, value) if value else ensure(ctx)
-    print(f"[o365book] {args.what}: {getattr(run, 'checkpoint', run)}")
+    for run in TRAIN_COMMANDS[args.what][1](ctx, args):
+        print(f"[o365book] {args.what}: {getattr(run, 'checkpoint', run)}")
     return 0
+
+
+def _check_data(args) -> int:
+    from o365lib.book import datasets, setup_chapter
+    from o365lib.data.check import check_dataset
+
+    ctx = setup_chapter("check_data", profile=args.profile)
+    splits = datasets.ensure_dataset(ctx)
+    report = check_dataset(dict(splits.files), dict(splits.image_roots), sample=args.sample,
+                           all_images=args.all_images, box_policy=ctx.cfg.data.box_policy)
+    print(report.text())
+    return 1 if report.errors else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
 
         root = project_root()
         executed = root / "_build" / "executed" / profile_path(args.profile, root=root).stem
+        from o365lib.book.profiles import load_profile
+        from o365lib.book.records import failed_chapters
+
+        for chapter, record in failed_chapters(load_profile(args.profile, root=root).results_dir).items():
+            print(f"[o365book] the latest run of chapter {chapter} FAILED ({record.get('when', '?')}): "
+                  f"{record.get('error', '')[:300]}\n  its page shows the last good run", file=sys.stderr)
         result = runner.build_html(root=root, executed_dir=executed, strict=not args.no_strict)
         print(result.stdout[-3000:], result.stderr[-6000:], sep="\n")
         return result.returncode
@@ -114,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if problems else 0
     if args.command == "train":
         return _train(args)
+    if args.command == "check-data":
+        return _check_data(args)
     raise AssertionError(args.command)
 
 

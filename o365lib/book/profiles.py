@@ -1,10 +1,10 @@
-"""Parameter profiles: load, validate and merge the YAML files under ``parameters/``.
+"""Parameter files: find, read and merge the YAML files under ``parameters/``.
 
 A *profile* (``parameters/profiles/<name>.yaml``) fixes the scale of the whole book (data set,
-model, schedules); a *chapter parameters file* (``parameters/chapters/NN_name.yaml``) holds the
-defaults of one chapter's papermill parameters. A chapter's configuration is the deep merge
-profile <- chapter file <- papermill/keyword overrides. This is the only place (with
-``o365lib.book.chapter``) that reads YAML: the library below receives plain keyword arguments.
+model, schedules) and is checked against the one typed schema in ``o365lib.book.profile``; a
+*chapter parameters file* (``parameters/chapters/NN_name.yaml``) holds the defaults of one chapter's
+papermill parameters. Profile values are overridden by ``section__key`` parameters. This is the
+only module that reads YAML: the library below receives plain keyword arguments.
 """
 
 from __future__ import annotations
@@ -17,25 +17,7 @@ from typing import Any
 
 import yaml
 
-#: Sections every profile must define, and the keys each must hold (more keys are allowed).
-REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("name", "seed", "device", "results_dir", "data", "model", "train", "eval",
-         "experts", "resampling", "tricks", "tiny"),
-    "data": ("source", "synthetic_profile", "root", "train", "val", "test", "tiny_train", "tiny_val",
-             "tiny_test", "train_images", "val_images", "test_images", "tiny_images", "box_policy",
-             "check_images"),
-    "model": ("backbone", "dcn", "fpn_channels", "min_size", "max_size", "backbone_weights", "weights"),
-    "train": ("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup_iters", "lr_steps",
-              "scales", "flip", "clip_grad", "amp", "checkpoint_every", "num_workers"),
-    "eval": ("batch_size", "max_dets", "score_threshold", "ranges"),
-    "experts": ("lr", "other_classes", "strategy"),  # plus a budget: epochs or iterations
-    "resampling": ("epochs", "lr", "samplers", "repeat_threshold", "head_cap"),
-    "tricks": ("backbone_weights", "pretrain_crops_per_class", "pretrain_crop_size", "pretrain_epochs",
-               "pretrain_lr", "ms_scales", "tta_scales", "tta_flip", "soft_nms_sigma", "ensemble_members"),
-    "tiny": ("epochs", "lr"),
-}
-DEVICES = ("auto", "cpu", "cuda")
-DATA_SOURCES = ("synthetic", "coco")
+from o365lib.book.schema import ConfigError
 
 #: Environment variable naming the project root (the folder holding ``parameters/``).
 ROOT_ENV = "O365BOOK_ROOT"
@@ -94,42 +76,84 @@ def read_yaml(path: str | os.PathLike) -> dict:
     return data
 
 
-def validate_profile(profile: Mapping[str, Any], *, source: str = "<profile>") -> None:
-    """Raise ``ValueError`` naming the file and the key when a profile lacks a key or has a bad value."""
-    for section, keys in REQUIRED_KEYS.items():
-        where = profile if not section else profile.get(section)
-        label = section or "top level"
-        if not isinstance(where, Mapping):
-            raise ValueError(f"{source}: section {section!r} must be a mapping, got {where!r}")  # noqa: TRY004
-        missing = [k for k in keys if k not in where]
-        if missing:
-            raise ValueError(f"{source}: {label} lacks key(s) {missing}")
-    if profile["device"] not in DEVICES:
-        raise ValueError(f"{source}: device must be one of {DEVICES}, got {profile['device']!r}")
-    if profile["data"]["source"] not in DATA_SOURCES:
-        raise ValueError(f"{source}: data.source must be one of {DATA_SOURCES}, "
-                         f"got {profile['data']['source']!r}")
-    steps = profile["train"]["lr_steps"]
-    if not isinstance(steps, list) or any(not 0 < float(s) <= 1 for s in steps):
-        raise ValueError(f"{source}: train.lr_steps must be a list of fractions in (0, 1], got {steps!r}")
-    for key in ("batch_size", "checkpoint_every"):
-        value = profile["train"][key]
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{source}: train.{key} must be an integer >= 1, got {value!r}")
-    if not isinstance(profile["eval"]["ranges"], list):
-        raise ValueError(f"{source}: eval.ranges must be a list of class-rank ranges")  # noqa: TRY004
+OVERRIDE_SEPARATOR = "__"
+#: Keys of ``data`` (and ``model``) holding paths, resolved against the project root.
+DATA_PATH_KEYS = ("root", "train", "val", "test", "tiny_train", "tiny_val", "tiny_test",
+                  "train_images", "val_images", "test_images", "tiny_images")
 
 
-def load_profile(name_or_path: str | os.PathLike, *, root: Path | None = None) -> dict:
-    """Read and validate a profile by name (``parameters/profiles/<name>.yaml``) or by path.
+def resolve_paths(mapping: dict, *, root: Path) -> dict:
+    """A copy of a raw profile mapping with its relative data/results/weights paths made absolute."""
+    out = deep_merge(mapping, {})
 
-    Returns a fresh dict (safe to modify). ``name`` defaults to the file's stem when absent.
+    def absolute(value, *, only_existing=False):
+        if not isinstance(value, (str, os.PathLike)) or value in ("",):
+            return value
+        path = Path(os.path.expanduser(str(value)))
+        if path.is_absolute():
+            return str(path)
+        if only_existing and not (root / path).exists():
+            return str(path)
+        return str(root / path)
+
+    if "results_dir" in out:
+        out["results_dir"] = absolute(out["results_dir"])
+    for key in DATA_PATH_KEYS:
+        if isinstance(out.get("data"), Mapping) and key in out["data"]:
+            out["data"][key] = absolute(out["data"][key])
+    for section, key in (("model", "backbone_weights"), ("model", "weights"), ("tricks", "backbone_weights")):
+        if isinstance(out.get(section), Mapping) and key in out[section]:
+            out[section][key] = absolute(out[section][key], only_existing=True)
+    return out
+
+
+def override_mapping(overrides: Mapping[str, Any], *, source: str = "parameters") -> dict:
+    """``{"train__epochs": 3}`` -> ``{"train": {"epochs": 3}}``, checked against the profile schema.
+
+    Papermill parameters must be Python identifiers, so a profile value is overridden with a double
+    underscore between section and key (``-p train__epochs 3``). An unknown section or key is a
+    :class:`ConfigError` listing the known ones.
     """
+    from o365lib.book.profile import Profile
+    from o365lib.book.schema import field_paths
+
+    known = field_paths(Profile)
+    nested: dict = {}
+    for name, value in overrides.items():
+        dotted = str(name).replace(OVERRIDE_SEPARATOR, ".")
+        if dotted not in known or dotted in ("name", "results_dir"):
+            section = dotted.split(".")[0]
+            options = sorted(k.replace(".", OVERRIDE_SEPARATOR) for k in known if k.startswith(section + "."))
+            raise ConfigError(source, name, f"not a profile value; known in section {section!r}: "
+                                            f"{options or sorted({k.split('.')[0] for k in known})}")
+        node = nested
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def load_profile(name_or_path: str | os.PathLike, *, root: Path | None = None,
+                 overrides: Mapping[str, Any] | None = None):
+    """Read, merge ``overrides`` (``{"train__epochs": 3}``) into and validate a profile; returns ``Profile``.
+
+    The profile is given by name (``parameters/profiles/<name>.yaml``) or by path. Relative paths
+    inside it are resolved against the project root. Any problem is a ``ConfigError`` naming the file
+    and the dotted key, raised before anything runs.
+    """
+    from o365lib.book.profile import Profile
+    from o365lib.book.schema import from_mapping
+
+    root = root or project_root()
     path = profile_path(name_or_path, root=root)
-    profile = read_yaml(path)
-    profile.setdefault("name", path.stem)
-    validate_profile(profile, source=str(path))
-    return profile
+    raw = read_yaml(path)
+    raw.setdefault("name", path.stem)
+    source = str(path)
+    if overrides:
+        raw = deep_merge(raw, override_mapping(overrides, source=f"{source} (overrides)"))
+        source = f"{source} with overrides {dict(overrides)}"
+    return from_mapping(Profile, resolve_paths(raw, root=root), source=source)
 
 
 def chapter_parameters(chapter: str, *, root: Path | None = None) -> dict:
@@ -147,36 +171,3 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
-
-
-def nest_dotted(params: Mapping[str, Any], *, separator: str = "__") -> dict:
-    """Turn flat override names into nested ones: ``{"train__epochs": 3}`` -> ``{"train": {"epochs": 3}}``.
-
-    Papermill parameters must be Python identifiers, so a chapter that exposes a profile value
-    as a parameter names it with a double underscore.
-    """
-    nested: dict = {}
-    for key, value in params.items():
-        parts = str(key).split(separator)
-        if any(not p for p in parts):
-            raise ValueError(f"bad parameter name {key!r}: empty part around {separator!r}")
-        node = nested
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"parameter {key!r} conflicts with a plain parameter {part!r}")  # noqa: TRY004
-        node[parts[-1]] = value
-    return nested
-
-
-def merge_parameters(profile: Mapping[str, Any], chapter_params: Mapping[str, Any] | None = None,
-                     overrides: Mapping[str, Any] | None = None) -> dict:
-    """Deep merge: profile <- chapter parameters file <- overrides (papermill/keyword parameters).
-
-    Names with ``__`` address nested keys (``train__epochs``). ``None`` values in ``overrides``
-    mean "not given" and keep the earlier value, so a parameters cell can hold ``epochs = None``
-    to fall back on the profile.
-    """
-    merged = deep_merge(profile, nest_dotted(chapter_params or {}))
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return deep_merge(merged, nest_dotted(given))

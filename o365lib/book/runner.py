@@ -26,6 +26,7 @@ from pathlib import Path
 
 from o365lib.book.notebooks import chapter_sources, source_to_notebook
 from o365lib.book.profiles import chapter_parameters, load_profile, profile_path, project_root
+from o365lib.book.records import failed_chapters
 
 #: Environment variable the Sphinx extension reads to find the executed notebooks.
 EXECUTED_ENV = "O365BOOK_EXECUTED_DIR"
@@ -68,30 +69,50 @@ def select_chapters(sources: list[Path], wanted: list[str] | None) -> list[Path]
 
 
 def execute_chapter(source: Path, *, profile: str, build_dir: Path, root: Path,
-                    kernel_name: str = "python3", log_output: bool = False) -> ChapterRun:
-    """Run one chapter with papermill; returns a :class:`ChapterRun` (it never raises on cell errors)."""
+                    kernel_name: str = "python3", log_output: bool = False, progress: bool = True) -> ChapterRun:
+    """Run one chapter with papermill; returns a :class:`ChapterRun` (it never raises on cell errors).
+
+    The notebook is executed into a temporary file and moved into ``_build/executed/<profile>/`` only
+    when the chapter succeeded and wrote its record; a failed run leaves the last good executed
+    notebook and record in place, keeps the partial notebook under ``failed/`` and writes the chapter's
+    failure marker (``o365lib.book.records``). With ``progress`` papermill's cell bar and the
+    library's training bars are shown in the terminal, never in the page.
+    """
     import papermill
+
+    from o365lib.book.records import clear_failed, mark_failed
 
     profile_name = profile_path(profile, root=root).stem
     notebook = source_to_notebook(source, build_dir / "notebooks" / f"{source.stem}.ipynb")
     executed = build_dir / "executed" / profile_name / f"{source.stem}.ipynb"
-    executed.parent.mkdir(parents=True, exist_ok=True)
+    partial = build_dir / "executed" / profile_name / "running" / f"{source.stem}.ipynb"
+    partial.parent.mkdir(parents=True, exist_ok=True)
     parameters = {**chapter_parameters(source.stem, root=root), "profile": profile}
-    results_dir = Path(load_profile(profile, root=root)["results_dir"])
-    written = (results_dir if results_dir.is_absolute() else root / results_dir) / source.stem / "parameters.json"
+    results_dir = Path(load_profile(profile, root=root).results_dir)
     started_at = time.time()
     start = time.perf_counter()
+    error = ""
     try:
-        papermill.execute_notebook(str(notebook), str(executed), parameters=parameters,
-                                   kernel_name=kernel_name, cwd=str(root), progress_bar=False,
+        papermill.execute_notebook(str(notebook), str(partial), parameters=parameters,
+                                   kernel_name=kernel_name, cwd=str(root), progress_bar=progress,
                                    log_output=log_output)
     except Exception as exc:  # noqa: BLE001 - papermill's error names the failing cell; keep it for the report
-        return ChapterRun(source.stem, str(executed), time.perf_counter() - start, False,
-                          f"{type(exc).__name__}: {str(exc)[-2000:]}")
+        error = f"{type(exc).__name__}: {str(exc)[-2000:]}"
     seconds = time.perf_counter() - start
-    if not written.is_file() or written.stat().st_mtime < started_at - 1:
-        return ChapterRun(source.stem, str(executed), seconds, False,
-                          f"the chapter wrote no {written} (its second cell must call o365lib.book.setup_chapter)")
+    written = [p for p in (results_dir / source.stem).glob("**/parameters.json") if p.stat().st_mtime >= started_at - 1]
+    if not error and not written:
+        error = (f"the chapter wrote no parameters.json under {results_dir / source.stem} (its last cell must "
+                 "call o365lib.book.records.write_chapter_record)")
+    if error:
+        failed = build_dir / "executed" / profile_name / "failed" / f"{source.stem}.ipynb"
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        if partial.exists():
+            os.replace(partial, failed)
+        mark_failed(results_dir, chapter=source.stem, error=error, notebook=str(failed))
+        return ChapterRun(source.stem, str(failed), seconds, False, error)
+    os.replace(partial, executed)
+    (build_dir / "executed" / profile_name / "failed" / f"{source.stem}.ipynb").unlink(missing_ok=True)
+    clear_failed(results_dir, chapter=source.stem)
     return ChapterRun(source.stem, str(executed), seconds, True)
 
 
@@ -135,9 +156,8 @@ def run_book(*, profile: str = "default", chapters: list[str] | None = None, bui
     selected = select_chapters(chapter_sources(root / "book"), chapters)
     env_root = os.environ.get("O365BOOK_ROOT")
     os.environ["O365BOOK_ROOT"] = str(root)  # the kernels resolve paths against it
-    # progress bars would fill the executed pages with carriage-return noise; the runner's own
-    # per-chapter lines report progress instead (TQDM_DISABLE=0 keeps them)
-    os.environ.setdefault("TQDM_DISABLE", "1")
+    # the library's bars go to the kernels' own stderr (this terminal), never into the pages
+    os.environ.setdefault("O365BOOK_PROGRESS", "terminal")
     runs: list[ChapterRun] = []
     try:
         for source in selected:
@@ -146,7 +166,8 @@ def run_book(*, profile: str = "default", chapters: list[str] | None = None, bui
                                   log_output=log_output)
             runs.append(run)
             echo(f"[o365book] {source.stem}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s"
-                 + ("" if run.ok else f"\n{run.error}\n  partial notebook: {run.executed}"))
+                 + ("" if run.ok else f"\n{run.error}\n  partial notebook: {run.executed}\n  the last good record "
+                                      "of this chapter stays in place; its page and the intro say the run failed"))
             if not run.ok and not keep_going:
                 break
     finally:
@@ -165,6 +186,9 @@ def run_book(*, profile: str = "default", chapters: list[str] | None = None, bui
         return 1
     if not build:
         return 0
+    still_failed = failed_chapters(Path(load_profile(profile, root=root).results_dir))
+    if still_failed:
+        echo(f"[o365book] note: the latest run of {sorted(still_failed)} failed; their pages show the last good run")
     echo("[o365book] building the book (warnings are errors) ...")
     start = time.perf_counter()
     result = build_html(root=root, executed_dir=executed_dir, output_root=out if output_root else None)

@@ -1,131 +1,183 @@
-"""Steps of the seed's remaining gains (chapter 5) and of the tiny track (chapter 6).
+"""Steps of the ByteDance talk's remaining gains (chapter 5) and of the tiny track (chapter 6).
 
-Chapter 5 follows the seed's ablation order, each row adding one trick to the previous one:
-a better pretrained backbone, multi-scale training, multi-scale + flip testing with soft-NMS,
-and an ensemble. Chapter 6 trains the 65-class tiny track from scratch and from the full-track
-model, then adds the same tricks. Every function trains or loads what it needs.
+Chapter 5 follows the talk's ablation order, each row adding one trick to the previous one: a
+better pretrained backbone, multi-scale training, multi-scale + flip testing with soft-NMS, and an
+ensemble. Chapter 6 trains the 65-class tiny track from the backbone alone and from the full-track
+model, then adds the same tricks. Every function trains or loads what it needs, one seed at a time;
+the ``*_study`` functions run every seed of the profile (paired by seed).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
-from o365lib.book import steps
+from o365lib.book import datasets, models, predictions
 
 
 # ------------------------------------------------------------------------------ pretraining
-def ensure_pretrained_backbone(ctx) -> Path:
-    """Backbone weights "better" than the baseline's initialisation.
-
-    ``tricks.backbone_weights`` in the profile names a local file (real runs: e.g. weights
-    pretrained on a larger data set); when it is null the backbone is pretrained here as a
-    classifier on a larger balanced generated crop set than the baseline's ``model.pretrain``
-    (more crops, more epochs), once per profile.
-    """
-    cfg = ctx.cfg["tricks"]
-    if cfg.get("backbone_weights"):
-        path = Path(cfg["backbone_weights"])
+def better_backbone(ctx) -> Path:
+    """Backbone weights "better" than the baseline's: ``tricks.backbone_weights`` (a local file), else a
+    larger / longer pretraining on generated classes disjoint from the detection classes."""
+    cfg = ctx.cfg.tricks
+    if cfg.backbone_weights:
+        path = Path(cfg.backbone_weights)
         if not path.is_file():
             raise FileNotFoundError(f"profile {ctx.profile!r}: tricks.backbone_weights {path} does not exist")
         return path
-    return steps.pretrained_backbone(ctx, crops_per_class=cfg["pretrain_crops_per_class"],
-                                     crop_size=cfg["pretrain_crop_size"], epochs=cfg["pretrain_epochs"],
-                                     lr=cfg["pretrain_lr"])
-
-
-def pretraining_history(path: Path) -> dict:
-    """The crop-classification history saved beside generated backbone weights (empty for a user file)."""
-    history = Path(path).parent / "history.json"
-    return json.loads(history.read_text()) if history.exists() else {}
+    if cfg.pretrain is None:
+        raise ValueError(f"profile {ctx.profile!r}: set tricks.backbone_weights or tricks.pretrain")
+    return models.ensure_backbone(ctx, **asdict(cfg.pretrain))
 
 
 def pretraining_table(ctx):
-    """The baseline's and the better backbone's pretraining side by side: crop set, epochs, accuracy, time.
-
-    Rows whose weights come from a user file (no history beside them) show only the file name.
-    """
+    """The baseline's and the better backbone's pretraining side by side: crop set, epochs, accuracy, time."""
     import pandas as pd
 
     rows = []
-    for label, path in (("baseline", steps.model_kwargs(ctx).get("backbone_weights")),
-                        ("better", ensure_pretrained_backbone(ctx))):
-        history = pretraining_history(path) if path else {}
+    for label, path in (("baseline", models.baseline_backbone(ctx)), ("better", better_backbone(ctx))):
+        history_file = Path(path).parent / "history.json" if path else None
+        history = json.loads(history_file.read_text()) if history_file and history_file.exists() else {}
         spec = history.get("spec", {})
         accuracy = history.get("val_accuracy") or [None]
-        rows.append({"backbone": label, "weights": f"{Path(path).parent.name}/{Path(path).name}" if path else "none (from scratch)",
+        rows.append({"backbone": label, "weights": Path(path).parent.name if path else "none (from scratch)",
                      "crops per class": spec.get("crops"), "epochs": spec.get("epochs"),
                      "held-out crop accuracy": accuracy[-1], "seconds": history.get("seconds")})
     return pd.DataFrame(rows).set_index("backbone")
 
 
-def ensure_pretrained(ctx) -> steps.ModelRun:
+def ensure_pretrained(ctx, seed: int) -> models.ModelRun:
     """The baseline recipe, started from the better pretrained backbone."""
-    return steps.ensure_model(ctx, "pretrained",
-                              model_overrides={"backbone_weights": str(ensure_pretrained_backbone(ctx))})
+    return models.ensure_model(ctx, "pretrained", seed=seed, backbone_weights=better_backbone(ctx))
 
 
-def ensure_multiscale(ctx) -> steps.ModelRun:
-    """The pretrained model trained with a random short side from ``tricks.ms_scales`` per batch."""
-    scales = [int(s) for s in ctx.cfg["tricks"]["ms_scales"]]
-    return steps.ensure_model(ctx, "pretrained-ms", train_overrides={"scales": scales},
-                              model_overrides={"backbone_weights": str(ensure_pretrained_backbone(ctx))})
+def ensure_multiscale(ctx, seed: int) -> models.ModelRun:
+    """The pretrained model's recipe with a random short side from ``tricks.ms_scales`` per batch."""
+    return models.ensure_model(ctx, "pretrained-ms", seed=seed, backbone_weights=better_backbone(ctx),
+                               budget={"scales": list(ctx.cfg.tricks.ms_scales)})
 
 
 def tta_options(ctx) -> dict:
     """Multi-scale + flip testing merged by soft-NMS, from the profile's tricks section."""
-    cfg = ctx.cfg["tricks"]
-    return {"scales": [int(s) for s in cfg["tta_scales"]], "flip": bool(cfg["tta_flip"]), "merge": "soft_nms",
-            "sigma": float(cfg["soft_nms_sigma"])}
+    cfg = ctx.cfg.tricks
+    return {"scales": list(cfg.tta_scales), "flip": cfg.tta_flip, "merge": "soft_nms", "sigma": cfg.soft_nms_sigma}
 
 
 def image_sizes(ctx, split: str) -> dict:
     """Image id -> (width, height) of a split (for box fusion in normalised coordinates)."""
-    return {i: (img["width"], img["height"]) for i, img in steps.load_split(ctx, split).images.items()}
+    return {i: (img["width"], img["height"]) for i, img in datasets.load_split(ctx, split).images.items()}
 
 
-def ensemble(ctx, runs, *, split: str, tta: dict | None, track: str = "full") -> tuple[list, dict]:
-    """Fuse several models' (TTA) results with weighted boxes fusion; returns results and metrics."""
+def ensemble(ctx, runs, *, split: str, tta: dict | None, track: str = "full") -> dict:
+    """Fuse several models' (TTA) results with weighted boxes fusion; returns the metrics."""
     from o365lib.tta import ensemble_results
 
-    lists = [steps.ensure_predictions(ctx, run, split=split, tta=tta) for run in runs]
+    lists = [predictions.ensure_predictions(ctx, run, split=split, tta=tta) for run in runs]
+    ev = ctx.cfg.eval
     fused = ensemble_results(lists, method="wbf", image_sizes=image_sizes(ctx, split),
-                             max_dets=int(ctx.cfg["eval"]["max_dets"]))
+                             max_dets=max(ev.max_dets, ev.fixed_ap_max_dets))
     name = "ensemble-" + "-".join(run.key for run in runs) + ("-tta" if tta else "")
-    return fused, steps.evaluate_results(ctx, fused, split=split, name=name, track=track)
+    return predictions.evaluate_results(ctx, fused, split=split, name=name, track=track)
 
 
-def full_track_system(ctx, split: str) -> dict:
-    """The final full-track system (multi-scale model + pretrained model, TTA, ensemble) on a split."""
-    runs = [ensure_multiscale(ctx), ensure_pretrained(ctx)][: int(ctx.cfg["tricks"]["ensemble_members"])]
-    return ensemble(ctx, runs, split=split, tta=tta_options(ctx))[1]
+def full_track_system(ctx, seed: int, split: str) -> dict:
+    """The final full-track system of one seed (multi-scale + pretrained model, TTA, ensemble) on a split."""
+    runs = [ensure_multiscale(ctx, seed), ensure_pretrained(ctx, seed)][: ctx.cfg.tricks.ensemble_members]
+    return ensemble(ctx, runs, split=split, tta=tta_options(ctx))
+
+
+def ablation_study(ctx) -> dict:
+    """Per seed, val metrics of each row of the talk's ablation (each row adds one trick)."""
+    rows = {k: [] for k in ("baseline", "pretrained", "multiscale", "tta", "ensemble")}
+    tta = tta_options(ctx)
+    for seed in ctx.seeds:
+        multiscale = ensure_multiscale(ctx, seed)
+        rows["baseline"].append(predictions.model_metrics(ctx, models.ensure_baseline(ctx, seed)))
+        rows["pretrained"].append(predictions.model_metrics(ctx, ensure_pretrained(ctx, seed)))
+        rows["multiscale"].append(predictions.model_metrics(ctx, multiscale))
+        rows["tta"].append(predictions.model_metrics(ctx, multiscale, tta=tta))
+        rows["ensemble"].append(full_track_system(ctx, seed, "val"))
+    return rows
 
 
 # ------------------------------------------------------------------------------- tiny track
-def ensure_tiny(ctx, *, init: str, multiscale: bool = False) -> steps.ModelRun:
-    """A 65-class tiny-track model from the profile's initialisation alone or from the full track.
+def ensure_tiny(ctx, *, seed: int, init: str, multiscale: bool = False) -> models.ModelRun:
+    """A 65-class tiny-track model from the profile's backbone initialisation or from the full track.
 
-    ``init="backbone"``: the profile's model initialisation (pretrained backbone, fresh heads),
-    as the seed's tiny-track baseline started from COCO weights. ``init="full"``: every tensor of
-    the full-track baseline is copied and the classifier rows of the 65 tiny classes are taken
-    from the full classifier by category id (``o365lib.transfer``).
+    ``init="backbone"``: the profile's pretrained backbone with fresh heads (the talk's tiny-track
+    baseline started from COCO weights). ``init="full"``: every tensor of the same seed's full-track
+    baseline is copied and the 65 classes' classifier rows are taken from it by category id.
     """
     if init not in ("backbone", "full"):
         raise ValueError(f"init must be 'backbone' or 'full', got {init!r}")
-    overrides = {"scales": [int(s) for s in ctx.cfg["tricks"]["ms_scales"]]} if multiscale else {}
-    base = steps.ensure_baseline(ctx) if init == "full" else None
+    tiny = ctx.cfg.tiny
+    budget = {"epochs": tiny.epochs, "lr": tiny.lr}
+    if multiscale:
+        budget["scales"] = list(ctx.cfg.tricks.ms_scales)
+    base = models.ensure_baseline(ctx, seed) if init == "full" else None
     name = f"tiny-{init}" + ("-ms" if multiscale else "")
-    return steps.ensure_model(ctx, name, split="tiny_train", section="tiny", init=base, train_overrides=overrides)
+    return models.ensure_model(ctx, name, seed=seed, split="tiny_train", init=base, budget=budget,
+                               backbone_weights=models.baseline_backbone(ctx))
 
 
-def tiny_metrics(ctx, run, *, split: str = "tiny_val", tta: dict | None = None) -> dict:
-    """Evaluate a tiny-track model on a tiny split."""
-    results = steps.ensure_predictions(ctx, run, split=split, tta=tta)
-    tag = "-tta" if tta else ""
-    return steps.evaluate_results(ctx, results, split=split, name=f"{run.key}{tag}", track="tiny")
+def tiny_study(ctx) -> dict:
+    """Per seed, tiny-val metrics: backbone only, from the full track, and with the tricks."""
+    rows = {k: [] for k in ("backbone", "full", "tricks")}
+    tta = tta_options(ctx)
+    for seed in ctx.seeds:
+        rows["backbone"].append(predictions.model_metrics(ctx, ensure_tiny(ctx, seed=seed, init="backbone"),
+                                                         split="tiny_val", track="tiny"))
+        rows["full"].append(predictions.model_metrics(ctx, ensure_tiny(ctx, seed=seed, init="full"),
+                                                     split="tiny_val", track="tiny"))
+        rows["tricks"].append(tiny_track_system(ctx, seed, "tiny_val"))
+    return rows
 
 
-def tiny_track_system(ctx, split: str) -> dict:
-    """The final tiny-track system: full-track init, multi-scale training, TTA, 2-model ensemble."""
-    runs = [ensure_tiny(ctx, init="full", multiscale=True), ensure_tiny(ctx, init="full")]
-    return ensemble(ctx, runs, split=split, tta=tta_options(ctx), track="tiny")[1]
+def tiny_track_system(ctx, seed: int, split: str) -> dict:
+    """The final tiny-track system of one seed: full-track init, multi-scale training, TTA, 2-model ensemble."""
+    runs = [ensure_tiny(ctx, seed=seed, init="full", multiscale=True), ensure_tiny(ctx, seed=seed, init="full")]
+    return ensemble(ctx, runs, split=split, tta=tta_options(ctx), track="tiny")
+
+
+ABLATION = (("pretrained", "baseline", "+ better pretrained backbone", "trick_pretrained"),
+            ("multiscale", "pretrained", "+ multi-scale training", "trick_multiscale_train"),
+            ("tta", "multiscale", "+ multi-scale test + soft-NMS", "trick_multiscale_test_softnms"),
+            ("ensemble", "tta", "+ ensemble", "trick_ensemble"))
+
+
+def ablation_effects(rows: dict) -> list:
+    """Each trick against the row before it, paired by seed, with the talk's gain."""
+    from o365lib.book.compare import paired_effect
+    from o365lib.book.summaries import values
+    from o365lib.book.talk import TALK_EFFECTS
+
+    return [(label, paired_effect(values(rows[before]), values(rows[row]), talk_effect=TALK_EFFECTS[talk]))
+            for row, before, label, talk in ABLATION]
+
+
+def tiny_effects(rows: dict) -> list:
+    """Tiny track: full-track initialisation against the backbone alone, then the other tricks."""
+    from o365lib.book.compare import paired_effect
+    from o365lib.book.summaries import values
+    from o365lib.book.talk import TALK_EFFECTS
+
+    return [("from the full-track model vs backbone only", paired_effect(
+                values(rows["backbone"]), values(rows["full"]), talk_effect=TALK_EFFECTS["tiny_full_pretrain"])),
+            ("+ multi-scale train, TTA soft-NMS, ensemble", paired_effect(
+                values(rows["full"]), values(rows["tricks"]), talk_effect=TALK_EFFECTS["tiny_other_tricks"]))]
+
+
+def final_rows(ctx) -> list[tuple]:
+    """The final systems on validation and the held-out test split, per seed, next to the talk's."""
+    from o365lib.book.summaries import values
+    from o365lib.book.talk import TALK
+
+    full_val = [full_track_system(ctx, s, "val") for s in ctx.seeds]
+    full_test = [full_track_system(ctx, s, "test") for s in ctx.seeds]
+    tiny_val = [tiny_track_system(ctx, s, "tiny_val") for s in ctx.seeds]
+    tiny_test = [tiny_track_system(ctx, s, "tiny_test") for s in ctx.seeds]
+    return [("Validation set (full track)", values(full_val), TALK["final_full_val"]),
+            ("Test set (full track)", values(full_test), TALK["final_full_test"]),
+            ("Validation set (tiny track)", values(tiny_val), TALK["final_tiny_val"]),
+            ("Test set (tiny track)", values(tiny_test), TALK["final_tiny_test"])]

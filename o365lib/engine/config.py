@@ -2,9 +2,9 @@
 
 The schedule is a pure function of the iteration (linear warm-up, then step drops), so a resumed
 run gets exactly the learning rate the uninterrupted one had, without any scheduler state.
-``lr_steps`` values below 1 are fractions of the run: the seed's "0.1 for 6 epochs, 0.01 for 10,
-0.001 for 4" (20 epochs) is ``epochs=20, lr_steps=(0.3, 0.8), lr_gamma=0.1``; values >= 1 are
-iteration numbers.
+``lr_steps`` floats in (0, 1] are fractions of the run (1.0 is its end, i.e. no drop): the ByteDance
+talk's "0.1 for 6 epochs, 0.01 for 10, 0.001 for 4" (20 epochs) is ``epochs=20, lr_steps=(0.3, 0.8),
+lr_gamma=0.1``; integers are iteration numbers.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ AMP_MODES = (False, True, "bf16", "fp16")
 
 #: Fields that only change how a run is carried out, not what it computes (ignored on resume checks).
 OPERATIONAL_FIELDS = ("checkpoint_every", "log_every", "num_workers", "max_iterations_this_call", "progress")
+
+
+def _is_fraction(step) -> bool:
+    """A float lr step in (0, 1] is a fraction of the run; an integer is an iteration number."""
+    return isinstance(step, float) and 0 < step <= 1
 
 
 @dataclass
@@ -112,7 +117,7 @@ class TrainConfig:
 
     def milestones(self, total: int) -> list[int]:
         """Iterations where the lr drops (fractions resolved against ``total``)."""
-        return sorted(round(s * total) if s < 1 else int(s) for s in self.lr_steps)
+        return sorted(round(s * total) if _is_fraction(s) else int(s) for s in self.lr_steps)
 
     def lr_at(self, iteration: int, *, total: int) -> float:
         """Learning rate of the step that starts after ``iteration`` completed steps (0-based)."""

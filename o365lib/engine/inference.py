@@ -77,9 +77,9 @@ def predict(
     )
     starts = range(0, len(dataset), batch_size)
     if progress:
-        from tqdm.auto import tqdm
+        from o365lib.progress import progress_bar
 
-        starts = tqdm(starts, desc="predict", unit="batch")
+        starts = progress_bar(iterable=starts, desc="predict", unit="batch")
     results: list[dict] = []
     try:
         with torch.inference_mode(), autocast:

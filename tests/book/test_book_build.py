@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from o365lib.book.notebooks import chapter_sources
 from o365lib.book.runner import build_html
@@ -33,11 +34,22 @@ def _browser_check_module():
     return module
 
 
+def smoke_profile(folder: Path) -> Path:
+    """The smoke profile with its results and data under ``folder`` (tests never write the repo's results/)."""
+    raw = yaml.safe_load((ROOT / "parameters" / "profiles" / "smoke.yaml").read_text())
+    raw["results_dir"] = str(folder / "results")
+    raw["data"]["root"] = str(folder / "data")
+    path = folder / "smoke.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    """``python -m o365lib.book run --profile smoke`` into a temporary output root."""
+    """``python -m o365lib.book run --profile <tmp>/smoke.yaml`` into a temporary output root."""
     out = tmp_path_factory.mktemp("smoke_book")
-    command = [sys.executable, "-m", "o365lib.book", "run", "--profile", "smoke", "--output-root", str(out)]
+    profile = smoke_profile(out)
+    command = [sys.executable, "-m", "o365lib.book", "run", "--profile", str(profile), "--output-root", str(out)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False)
     return out / "_build", result
 
@@ -57,12 +69,15 @@ def test_every_chapter_executed_with_outputs_and_parameters(smoke_run, chapter):
     assert result.returncode == 0
     executed = nbformat.read(build / "executed" / "smoke" / f"{chapter}.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and "profile = \"smoke\"" in injected[0].source
+    assert injected and "smoke.yaml" in injected[0].source
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     assert any(c.outputs for c in executed.cells if c.cell_type == "code")
-    record = json.loads((ROOT / "results" / "smoke" / chapter / "parameters.json").read_text())
+    records = list((build.parent / "results" / chapter).glob("**/parameters.json"))
+    assert records, f"{chapter} wrote no parameters.json"
+    record = json.loads(records[0].read_text())
     assert record["chapter"] == chapter and record["profile"] == "smoke"
+    assert not (build.parent / "results" / chapter / "FAILED.json").exists()
     assert not (ROOT / "book" / f"{chapter}.ipynb").read_text().count('"output_type"')  # sources untouched
 
 
@@ -97,12 +112,19 @@ def test_book_in_headless_chromium(smoke_run):
 
 @pytest.mark.skipif("01_data_tail" not in CHAPTERS, reason="chapter 01 absent")
 def test_plain_papermill_runs_a_committed_chapter(tmp_path):
-    """Users run a committed notebook with papermill from the book folder; results land in results/."""
+    """Users run a committed notebook with papermill from the book folder; a typo is an error."""
+    profile = smoke_profile(tmp_path)
     out = tmp_path / "out.ipynb"
-    command = [sys.executable, "-m", "papermill", "01_data_tail.ipynb", str(out), "-p", "profile", "smoke",
-               "-p", "image_columns", "3", "-k", "python3"]
+    command = [sys.executable, "-m", "papermill", "01_data_tail.ipynb", str(out), "-p", "profile", str(profile),
+               "-p", "image_columns", "3", "-p", "eval__max_dets", "20", "-k", "python3"]
     result = subprocess.run(command, cwd=ROOT / "book", capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, result.stderr[-4000:]
-    record = json.loads((ROOT / "results" / "smoke" / "01_data_tail" / "parameters.json").read_text())
+    record = json.loads((tmp_path / "results" / "01_data_tail" / "parameters.json").read_text())
     assert record["parameters"] == {"examples_per_class": 1, "image_columns": 3}
+    assert record["config"]["eval"]["max_dets"] == 20
     assert "plotly-graph-div" in out.read_text()
+    before = (tmp_path / "results" / "01_data_tail" / "parameters.json").read_bytes()
+    typo = [*command[:-2], "-p", "image_colums", "2", "-k", "python3"]
+    result = subprocess.run(typo, cwd=ROOT / "book", capture_output=True, text=True, timeout=900, check=False)
+    assert result.returncode != 0 and "image_colums" in result.stderr + result.stdout
+    assert (tmp_path / "results" / "01_data_tail" / "parameters.json").read_bytes() == before

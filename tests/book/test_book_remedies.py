@@ -2,21 +2,21 @@
 
 import pytest
 
-from o365lib.book import remedies, steps
+from o365lib.book import datasets, remedies
 
 
 @pytest.fixture
 def ctx(monkeypatch):
-    monkeypatch.setattr(steps, "ranking", lambda ctx, track="full": {c: c for c in range(1, 366)})
+    monkeypatch.setattr(datasets, "ranking", lambda ctx, track="full": {c: c for c in range(1, 366)})
     return object()
 
 
-def test_pairs_follow_the_seed(ctx):
+def test_pairs_follow_the_talk(ctx):
     assert remedies.expert_pair(ctx, "301-365") == ("301-365", "151-300")
     assert remedies.expert_pair(ctx, "151-300") == ("151-300", "301-365")
     assert remedies.expert_pair(ctx, 301) == ("301", "151-300")
     assert remedies.expert_pair(ctx, "1-100") == ("1-100", "301-365")
-    with pytest.raises(ValueError, match="overlaps both seed ranges"):
+    with pytest.raises(ValueError, match="overlaps both of the talk's ranges"):
         remedies.expert_pair(ctx, "200-320")
 
 
@@ -25,6 +25,8 @@ def test_other_range_must_be_disjoint(ctx):
         remedies.expert_pair(ctx, "301-365", "300-310")
     with pytest.raises(ValueError, match="'abc'"):
         remedies.expert_pair(ctx, "abc")
+    with pytest.raises(ValueError, match="en dash"):  # the typographic dash is named in the error
+        remedies.expert_pair(ctx, "301–365")
 
 
 def test_range_keys_and_bounds():

@@ -1,12 +1,17 @@
-"""The runner executes a chapter with papermill and insists on its parameters.json."""
+"""The runner: a chapter's record is written only when it succeeds; a failure keeps the last good one."""
 
 from __future__ import annotations
 
 import json
 
+from o365lib.book.records import failed_chapters
 from o365lib.book.runner import execute_chapter
 
-HEADER = '# %% tags=["parameters"]\nprofile = "default"\n\n'
+HEADER = '# %% tags=["parameters"]\nprofile = "default"\nfail = False\n\n'
+GOOD = ("# %%\nimport o365lib.book\n"
+        "ctx = o365lib.book.setup_chapter('97_good', profile=profile, namespace=globals(), fail=fail)\n"
+        "if ctx.params['fail']:\n    raise RuntimeError('boom 42')\n"
+        "o365lib.book.records.write_chapter_record(ctx, summary={'x': 1.0})\nctx.profile\n")
 
 
 def _chapter(folder, name, body):
@@ -16,20 +21,30 @@ def _chapter(folder, name, body):
     return source
 
 
-def test_good_chapter_runs_and_bad_ones_are_reported(tmp_project):
-    good = _chapter(tmp_project, "97_good", "# %%\nimport o365lib.book\n"
-                    "ctx = o365lib.book.setup_chapter('97_good', profile=profile)\nctx.profile\n")
-    run = execute_chapter(good, profile="smoke", build_dir=tmp_project / "_build", root=tmp_project)
+def test_good_chapter_runs_and_a_failure_keeps_the_last_good_record(tmp_project):
+    good = _chapter(tmp_project, "97_good", GOOD)
+    build = tmp_project / "_build"
+    run = execute_chapter(good, profile="smoke", build_dir=build, root=tmp_project, progress=False)
     assert run.ok, run.error
-    executed = json.loads((tmp_project / "_build" / "executed" / "smoke" / "97_good.ipynb").read_text())
-    assert "'smoke'" in json.dumps(executed["cells"][-1]["outputs"])
-    assert (tmp_project / "results" / "smoke" / "97_good" / "parameters.json").is_file()
+    executed = build / "executed" / "smoke" / "97_good.ipynb"
+    assert "'smoke'" in json.dumps(json.loads(executed.read_text())["cells"][-1]["outputs"])
+    record = tmp_project / "results" / "smoke" / "97_good" / "parameters.json"
+    good_record, good_page = record.read_bytes(), executed.read_bytes()
 
-    lazy = _chapter(tmp_project, "98_lazy", "# %%\nx = 1\n")
-    run = execute_chapter(lazy, profile="smoke", build_dir=tmp_project / "_build", root=tmp_project)
-    assert not run.ok and "setup_chapter" in run.error
-
-    broken = _chapter(tmp_project, "96_broken", "# %%\nraise RuntimeError('boom 42')\n")
-    run = execute_chapter(broken, profile="smoke", build_dir=tmp_project / "_build", root=tmp_project)
+    (tmp_project / "parameters" / "chapters" / "97_good.yaml").write_text("fail: true\n")
+    run = execute_chapter(good, profile="smoke", build_dir=build, root=tmp_project, progress=False)
     assert not run.ok and "boom 42" in run.error
-    assert not (tmp_project / "book" / "96_broken.ipynb").exists()  # sources are never written
+    assert record.read_bytes() == good_record and executed.read_bytes() == good_page
+    assert (build / "executed" / "smoke" / "failed" / "97_good.ipynb").is_file()
+    assert "boom 42" in failed_chapters(tmp_project / "results" / "smoke")["97_good"]["error"]
+
+    (tmp_project / "parameters" / "chapters" / "97_good.yaml").write_text("fail: false\n")
+    assert execute_chapter(good, profile="smoke", build_dir=build, root=tmp_project, progress=False).ok
+    assert failed_chapters(tmp_project / "results" / "smoke") == {}
+
+
+def test_a_chapter_that_writes_no_record_fails(tmp_project):
+    lazy = _chapter(tmp_project, "98_lazy", "# %%\nx = 1\n")
+    run = execute_chapter(lazy, profile="smoke", build_dir=tmp_project / "_build", root=tmp_project, progress=False)
+    assert not run.ok and "write_chapter_record" in run.error
+    assert not (tmp_project / "book" / "98_lazy.ipynb").exists()  # sources are never written

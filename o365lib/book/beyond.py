@@ -1,0 +1,211 @@
+"""Chapter 7: long-tail remedies adopted since 2019, side by side with the ByteDance talk's, same budget.
+
+Every row is a fine-tune of the same seed's chapter 2 baseline with chapter 4's budget (the same
+iterations and learning rate), so rows differ only in what they change:
+
+- ``softmax CE``: uniform sampling, softmax cross-entropy (chapter 4's control);
+- ``RFS``: repeat-factor sampling (LVIS / detectron2);
+- ``Seesaw`` and ``Seesaw + RFS``: Seesaw loss (Wang et al. 2021), uniform or RFS sampling;
+- ``EQLv2``: equalization loss v2 (Tan et al. 2021);
+- ``Federated``: federated loss (Zhou et al., CenterNet2);
+- ``NorCal``: post-hoc calibration of the softmax CE model's scores by class frequency (no training);
+- ``<best> + experts``: the best row's results with the talk's two experts (chapter 3) merged in,
+  NorCal-calibrated before the per-image cap.
+
+Class counts (Seesaw's prior, Federated's sampling weights, NorCal) come from the training file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from o365lib import data as odata
+from o365lib.book import datasets, models, predictions, remedies
+
+CONTROL = "softmax CE"
+#: row -> (sampler, classification loss or None)
+TRAINED_ROWS = {
+    "softmax CE": ("uniform", None),
+    "RFS": ("repeat_factor", None),
+    "Seesaw": ("uniform", "seesaw"),
+    "Seesaw + RFS": ("repeat_factor", "seesaw"),
+    "EQLv2": ("uniform", "eqlv2"),
+    "Federated": ("uniform", "federated"),
+}
+
+
+def class_counts(ctx) -> dict:
+    """Training instances and images per class, in label order of the full track (from the training file)."""
+    train = datasets.load_split(ctx, "train")
+    instances = odata.instance_counts(train)
+    images: dict[int, set] = {c: set() for c in instances}
+    for ann in train.dataset["annotations"]:
+        images[int(ann["category_id"])].add(ann["image_id"])
+    ids = train.label_map.category_ids
+    return {"instances": [instances[c] for c in ids], "images": [len(images[c]) for c in ids]}
+
+
+def loss_spec(ctx, name: str | None) -> dict | None:
+    """The ``class_loss`` argument of ``build_detector`` for a loss name (None: softmax cross-entropy)."""
+    if name is None:
+        return None
+    counts = class_counts(ctx)
+    if name == "federated":
+        return {"name": name, "image_counts": counts["images"]}
+    if name == "seesaw":
+        return {"name": name}  # running counts are accumulated from the labels seen, as in the paper
+    return {"name": name}
+
+
+def ensure_row(ctx, row: str, *, seed: int, base: models.ModelRun) -> models.ModelRun:
+    """The fine-tuned model of a trained row (same start, budget and seed as chapter 4)."""
+    sampler, loss = TRAINED_ROWS[row]
+    return remedies.ensure_resampled(ctx, sampler, seed=seed, base=base, loss=loss_spec(ctx, loss))
+
+
+def norcal(ctx) -> dict:
+    """The NorCal calibration of the profile (class counts from the training file)."""
+    return {"norcal_gamma": ctx.cfg.remedies.norcal_gamma, "class_counts": class_counts(ctx)["instances"]}
+
+
+def training_seconds(run: models.ModelRun) -> float | None:
+    """Seconds the run's training took (from its cost record; None when it was trained elsewhere)."""
+    path = Path(run.dir) / "cost.json"
+    return json.loads(path.read_text())["seconds"] if path.exists() else None
+
+
+def beyond_study(ctx) -> dict:
+    """Per row, per seed: val metrics and training cost; plus the best row merged with the talk's experts."""
+    rows = [r for r in TRAINED_ROWS if r == CONTROL or r == "RFS" or TRAINED_ROWS[r][1] in ctx.cfg.remedies.losses]
+    out = {"metrics": {r: [] for r in [*rows, "NorCal"]}, "seconds": {r: [] for r in [*rows, "NorCal"]}}
+    for seed in ctx.seeds:
+        base = models.ensure_baseline(ctx, seed)
+        for row in rows:
+            run = ensure_row(ctx, row, seed=seed, base=base)
+            out["metrics"][row].append(predictions.model_metrics(ctx, run))
+            out["seconds"][row].append(training_seconds(run))
+        control = ensure_row(ctx, CONTROL, seed=seed, base=base)
+        calibrated = predictions.ensure_predictions(ctx, control, split="val", calibration=norcal(ctx))
+        out["metrics"]["NorCal"].append(predictions.evaluate_results(ctx, calibrated, name=f"{control.key}-norcal"))
+        out["seconds"]["NorCal"].append(0.0)
+    return out
+
+
+def best_row(study: dict) -> str:
+    """The row with the highest mean mAP."""
+    from statistics import fmean
+
+    return max(study["metrics"], key=lambda r: fmean(m["mAP"] for m in study["metrics"][r]))
+
+
+def with_experts(ctx, study: dict, row: str) -> list:
+    """Per seed: the best row's results with the talk's experts merged in (NorCal calibration before the cap)."""
+    from o365lib.calibration import calibrate_results
+    from o365lib.experts import merge_experts
+
+    counts = dict(zip(datasets.load_split(ctx, "train").label_map.category_ids, class_counts(ctx)["instances"]))
+    ev = ctx.cfg.eval
+    out = []
+    for seed in ctx.seeds:
+        base = models.ensure_baseline(ctx, seed)
+        general = _row_results(ctx, row, seed=seed, base=base)
+        experts = [(datasets.range_category_ids(ctx, spec),
+                    predictions.ensure_predictions(ctx, remedies.ensure_expert(ctx, spec, seed=seed, base=base)))
+                   for spec in remedies.TALK_RANGES]
+        gamma = ctx.cfg.remedies.norcal_gamma
+        merged = merge_experts(calibrate_results(general, class_counts=counts, gamma=gamma),
+                               [(c, calibrate_results(r, class_counts=counts, gamma=gamma)) for c, r in experts],
+                               strategy=ctx.cfg.experts.strategy, max_dets=max(ev.max_dets, ev.fixed_ap_max_dets))
+        out.append(predictions.evaluate_results(ctx, merged, name=f"beyond-{row}-experts-s{seed}"))
+    return out
+
+
+def _row_results(ctx, row: str, *, seed: int, base: models.ModelRun) -> list:
+    if row == "NorCal":
+        return predictions.ensure_predictions(ctx, ensure_row(ctx, CONTROL, seed=seed, base=base), split="val",
+                                              calibration=norcal(ctx))
+    return predictions.ensure_predictions(ctx, ensure_row(ctx, row, seed=seed, base=base), split="val")
+
+
+def effects(study: dict, merged: list, *, best: str) -> list:
+    """Each row against softmax CE (paired by seed): overall mAP and the tail's AP."""
+    from o365lib.book.compare import paired_effect
+    from o365lib.book.summaries import TAIL, values
+
+    control = study["metrics"][CONTROL]
+    out = []
+    for row, per_seed in [*study["metrics"].items(), (f"{best} + experts", merged)]:
+        if row == CONTROL:
+            continue
+        out.append((f"{row}: mAP", paired_effect(values(control), values(per_seed), talk_effect=None)))
+        out.append((f"{row}: AP ranks {TAIL}", paired_effect(values(control, "mAP", TAIL),
+                                                            values(per_seed, "mAP", TAIL), talk_effect=None)))
+    return out
+
+
+def table_rows(ctx, study: dict, merged: list, *, best: str, talk: dict) -> dict:
+    """Per row the per-seed values of every column: mAP, range AP, LVIS buckets, fixed AP, training cost."""
+    from o365lib.book.summaries import values
+
+    rows = {}
+    for row, per_seed in [*study["metrics"].items(), (f"{best} + experts", merged), *talk.items()]:
+        cells = {"mAP": values(per_seed)}
+        cells.update({f"AP {r}": values(per_seed, "mAP", r) for r in ctx.cfg.eval.ranges})
+        for bucket in ("rare", "common", "frequent"):
+            cells[f"AP {bucket}"] = [m.get("lvis", {}).get(bucket, {}).get("mAP") for m in per_seed]
+        cells["fixed AP"] = values(per_seed, fixed=True)
+        cells["training s"] = study["seconds"].get(row, [None] * len(per_seed))
+        rows[row] = cells
+    return rows
+
+
+def table(rows: dict, *, digits: int = 1):
+    """The chapter's table: one row per remedy, ranked by mean mAP, cells "mean ± std" over seeds."""
+    import pandas as pd
+
+    from o365lib.book.compare import mean_std
+    from o365lib.book.summaries import seed_stat
+
+    order = sorted(rows, key=lambda r: -(seed_stat(rows[r]["mAP"])["mean"] or 0.0))
+    frame = pd.DataFrame({r: {col: mean_std([v for v in vals if v is not None] or None,
+                                            0 if col == "training s" else digits)
+                              for col, vals in rows[r].items()} for r in order}).T
+    return frame.rename_axis(None)
+
+
+def summary(study: dict, merged: list, effect_rows: list, *, best: str) -> dict:
+    """The summary rows chapter 7 writes for the intro."""
+    from o365lib.book.summaries import TAIL, seed_stat, values
+
+    verdicts = dict(effect_rows)
+    out = {f"mAP, {best} (best remedy since 2019)": seed_stat(values(study["metrics"][best]))}
+    if best != CONTROL:
+        out[f"mAP, {best} (best remedy since 2019)"]["verdict"] = verdicts[f"{best}: mAP"].verdict
+    out[f"tail {TAIL} AP, {best}"] = seed_stat(values(study["metrics"][best], "mAP", TAIL))
+    out[f"mAP, {best} + experts"] = {**seed_stat(values(merged)), "verdict": verdicts[f"{best} + experts: mAP"].verdict}
+    return out
+
+
+def talk_remedies(ctx) -> dict:
+    """Per seed, the talk's own remedies on the same data: head-class downsampling (chapter 4, same start
+    and budget as every row here) and the two experts merged (chapter 3)."""
+    down = remedies.resampling_study(ctx, ["head_downsample"])["head_downsample"]
+    experts = remedies.expert_study(ctx, *remedies.TALK_RANGES, strategy=ctx.cfg.experts.strategy)["merged_two"]
+    return {"talk: head-class downsampling": down, "talk: experts merged": experts}
+
+
+def sentence(study: dict, merged: list, effect_rows: list, *, best: str, talk: dict) -> str:
+    """Which remedies beat the talk's on this data, and by how much (numbers and verdicts from the run)."""
+    from o365lib.book.compare import paired_effect
+    from o365lib.book.summaries import values
+
+    parts = []
+    for name, per_seed in talk.items():
+        effect = paired_effect(values(per_seed), values(study["metrics"][best]), talk_effect=None)
+        parts.append(f"against the {name.removeprefix('talk: ')} it differs by **{effect.diff_mean:+.2f}** mAP "
+                     f"(95% interval {effect.ci_low:+.2f} to {effect.ci_high:+.2f}: {effect.verdict})")
+    better = [label.split(":")[0] for label, e in effect_rows if label.endswith(": mAP") and e.ci_low > 0]
+    return (f"The best remedy here is **{best}**: " + "; ".join(parts) + ". "
+            + (f"Rows whose mAP gain over softmax CE has an interval above zero: {', '.join(better)}."
+               if better else "No row's mAP gain over softmax CE has an interval above zero."))

@@ -1,0 +1,250 @@
+"""Train-or-load steps for models: pretrained backbones and detectors, keyed by what determines them.
+
+- :func:`ensure_backbone`: the synthetic profiles' stand-in for ImageNet weights, a backbone
+  pretrained on generated classes disjoint from the detection classes (an explicit step, never a
+  side effect of building a model);
+- :func:`baseline_backbone`: the profile's backbone initialisation (a weights file, or that
+  pretraining, or none);
+- :func:`ensure_model`: a detector trained with one random seed, unless the same specification was
+  trained before. Its folder ``models/<name>-s<seed>-<key>`` is keyed by the model and training
+  settings, the seed, the *content* of the training set, the initial weights (content hash, or the
+  key of the model they come from), the sampler and the classification loss.
+
+A found ``final.pt`` is verified to load before it is reused; a truncated file is an error naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from o365lib import data as odata
+from o365lib.book import cache, datasets
+from o365lib.io import write_json
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """A trained (or to be trained) model in the results folder."""
+
+    name: str
+    seed: int
+    dir: Path
+    category_ids: tuple  # the categories of its classifier, in label order
+    detector_kwargs: dict
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.category_ids)
+
+    @property
+    def label_map(self):
+        return odata.LabelMap(self.category_ids)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.dir / "final.pt"
+
+    @property
+    def losses(self) -> Path:
+        return self.dir / "losses.json"
+
+    @property
+    def key(self) -> str:
+        return self.dir.name
+
+
+# ------------------------------------------------------------------------------ backbones
+def ensure_backbone(ctx, *, crops_per_class: int, crop_size: int, epochs: int, lr: float) -> Path:
+    """Backbone weights pretrained as a classifier of generated crops of classes disjoint from the 365.
+
+    Trained once per specification (rank 0), kept under ``models/pretrained-backbone-<key>/``. The
+    pretraining is one fixed artefact like ImageNet weights: it does not vary with the detector seeds.
+    """
+    from o365lib.data.synthetic import GENERATOR_VERSION
+    from o365lib.modeling.backbones import build_body
+    from o365lib.pretrain import pretrain_backbone, render_crops, save_backbone
+
+    spec = {"backbone": ctx.cfg.model.backbone, "crops": int(crops_per_class), "size": int(crop_size),
+            "epochs": int(epochs), "lr": float(lr), "generator": GENERATOR_VERSION}
+    out = Path(ctx.profile_dir) / "models" / f"pretrained-backbone-{cache.key_of(spec)}"
+
+    def build():
+        images, labels, _ = render_crops(num_per_class=spec["crops"], size=spec["size"], seed=0)
+        body, channels = build_body(spec["backbone"], norm="bn", dcn=False)
+        history = pretrain_backbone(body, images, labels, channels=channels[-1], epochs=spec["epochs"],
+                                    lr=spec["lr"], seed=0, device=ctx.device, progress=_progress())
+        return body, history
+
+    def write(value, path):
+        body, history = value
+        write_json(out / "history.json", {"spec": spec, **history})
+        save_backbone(body, path)
+
+    return cache.produce(out / "backbone.pt", build, write=write, read=lambda p: p)
+
+
+def baseline_backbone(ctx) -> Path | None:
+    """The profile's backbone initialisation: ``model.backbone_weights``, else ``model.pretrain``, else none."""
+    model = ctx.cfg.model
+    if model.backbone_weights:
+        return _existing(model.backbone_weights, key="model.backbone_weights", ctx=ctx)
+    if model.pretrain is not None:
+        return ensure_backbone(ctx, **asdict(model.pretrain))
+    return None
+
+
+def _existing(path, *, key: str, ctx) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"profile {ctx.profile!r}: {key} {path} does not exist")
+    return path
+
+
+def detector_kwargs(ctx, *, backbone_weights: Path | None, **overrides) -> dict:
+    """Keyword arguments of ``build_detector`` from the profile's model section."""
+    m = ctx.cfg.model
+    kwargs = {"backbone": m.backbone, "dcn": m.dcn, "fpn_channels": m.fpn_channels, "min_size": m.min_size,
+              "max_size": m.max_size, **m.options, **overrides}
+    if backbone_weights is not None:
+        kwargs["backbone_weights"] = str(backbone_weights)
+    return kwargs
+
+
+def _progress() -> bool:
+    import os
+
+    return os.environ.get("TQDM_DISABLE", "0").lower() in ("", "0", "false")
+
+
+# ------------------------------------------------------------------------------ detectors
+def train_config(ctx, *, seed: int, epochs: float | None = None, iterations: int | None = None,
+                 lr: float | None = None, scales: list[int] | None = None):
+    """``TrainConfig`` from the profile's train section; a budget, lr or scales may be replaced."""
+    from o365lib.engine import TrainConfig
+
+    t = ctx.cfg.train
+    if iterations is None and epochs is None:
+        epochs = t.epochs
+    return TrainConfig(
+        epochs=None if iterations is not None else float(epochs), iterations=iterations,
+        batch_size=t.batch_size, lr=float(lr if lr is not None else t.lr), momentum=t.momentum,
+        weight_decay=t.weight_decay, warmup_iters=t.warmup_iters, lr_steps=tuple(t.lr_steps),
+        scales=tuple(scales if scales is not None else t.scales), flip=t.flip, clip_grad=t.clip_grad,
+        amp=t.amp, channels_last=t.channels_last, checkpoint_every=t.checkpoint_every, seed=int(seed),
+        num_workers=t.num_workers, progress=_progress(),
+    )
+
+
+def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Path | None = None,
+               init: ModelRun | Path | None = None, init_prefixes: tuple = (), sampler: dict | None = None,
+               backbone_weights: Path | None = None, detector_overrides: dict | None = None,
+               budget: dict | None = None):
+    """The ModelRun a specification names (nothing is trained), its spec, training data and TrainConfig.
+
+    Arguments as :func:`ensure_model`. The run's folder ``models/<name>-s<seed>-<key>`` is keyed by
+    the spec: settings, seed, the *content* of the training set and of the initial weights.
+    """
+    from o365lib.engine.config import OPERATIONAL_FIELDS
+
+    cfg = ctx.cfg.data
+    source = Path(train_set) if train_set is not None else datasets.split_file(ctx, split)
+    coco = datasets.load_coco_file(source, image_root=datasets.ensure_dataset(ctx).image_roots[split],
+                                   box_policy=cfg.box_policy, check_images=cfg.check_images)
+    if isinstance(init, ModelRun) and backbone_weights is None:  # a fine-tune keeps its start's architecture
+        kwargs = {**init.detector_kwargs, **(detector_overrides or {})}
+        backbone_weights = kwargs.get("backbone_weights")
+    else:
+        kwargs = detector_kwargs(ctx, backbone_weights=backbone_weights, **(detector_overrides or {}))
+    config = train_config(ctx, seed=seed, **(budget or {}))
+    init_key = init.key if isinstance(init, ModelRun) else cache.content_hash(init) if init is not None else None
+    spec = {
+        "name": name, "seed": int(seed), "model": {k: str(v) if k == "backbone_weights" else v for k, v in kwargs.items()},
+        "backbone_weights": cache.content_hash(backbone_weights) if backbone_weights else None,
+        "num_classes": coco.label_map.num_classes,
+        "train": {k: v for k, v in asdict(config).items() if k not in OPERATIONAL_FIELDS},
+        "data": cache.content_hash(source), "sampler": sampler, "init": init_key, "init_prefixes": list(init_prefixes),
+    }
+    run = ModelRun(name=name, seed=int(seed), dir=Path(ctx.profile_dir) / "models" / f"{name}-s{seed}-{cache.key_of(spec)}",
+                   category_ids=tuple(coco.label_map.category_ids), detector_kwargs=kwargs)
+    return run, spec, coco, config
+
+
+def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = None, init_prefixes: tuple = (),
+                 sampler: dict | None = None, **plan) -> ModelRun:
+    """Train a model unless the same specification was trained before; return its ModelRun.
+
+    ``train_set`` is a COCO JSON (e.g. an expert subset) used instead of ``split``; ``init`` a ModelRun
+    or weights file to start from (matching tensors are copied, classifier rows mapped by category id;
+    ``init_prefixes`` limits the copy, e.g. to the backbone); ``sampler`` a dict ``{"name": ..., **options}``
+    for ``o365lib.longtail.build_sampler``; ``budget`` replaces the train section's epochs / iterations /
+    lr / scales (``train_config`` arguments). Every process trains (DDP under torchrun); rank 0 writes.
+    """
+    from o365lib.engine import train
+
+    run, spec, coco, config = plan_model(ctx, name, seed=seed, init=init, init_prefixes=init_prefixes,
+                                         sampler=sampler, **plan)
+    if run.checkpoint.exists():
+        verify_checkpoint(run)
+        return run
+    if cache.is_main_process():
+        write_json(run.dir / "spec.json", spec)
+    model = build_model(run, load=False)
+    if init is not None:
+        from o365lib.transfer import transfer_weights
+
+        is_run = isinstance(init, ModelRun)
+        report = transfer_weights(model, init.checkpoint if is_run else Path(init),
+                                  source_label_map=init.label_map if is_run else None,
+                                  target_label_map=coco.label_map if is_run else None, prefixes=tuple(init_prefixes))
+        if cache.is_main_process():
+            write_json(run.dir / "init.json", report)
+    from o365lib.data import DetectionDataset
+
+    dataset = DetectionDataset(coco, cache_images=True)
+    sampler_obj = None
+    if sampler:
+        from o365lib.longtail import build_sampler
+
+        options = {k: v for k, v in sampler.items() if k != "name"}
+        sampler_obj = build_sampler(sampler["name"], dataset.image_category_ids(), seed=int(seed), **options)
+    result = train(model, dataset, config=config, out_dir=run.dir, sampler=sampler_obj, device=ctx.device,
+                   resume=True)
+    if cache.is_main_process():  # the training cost of this call (a resumed run: its last part)
+        write_json(run.dir / "cost.json", {"seconds": result.seconds, "images_per_s": result.images_per_s,
+                                           "iterations": result.iterations})
+    verify_checkpoint(run)
+    return run
+
+
+def verify_checkpoint(run: ModelRun) -> None:
+    """Raise ``ValueError`` naming the file when a found ``final.pt`` does not load (e.g. truncated)."""
+    from o365lib.modeling.weights import read_weights_file
+
+    read_weights_file(run.checkpoint)
+
+
+def build_model(run: ModelRun, *, device: str = "cpu", load: bool = True):
+    """The detector of a ModelRun (its final weights loaded unless ``load=False``)."""
+    from o365lib.engine import load_checkpoint
+    from o365lib.modeling import build_detector
+
+    model = build_detector(run.num_classes, **run.detector_kwargs)
+    if load:
+        load_checkpoint(run.checkpoint, model)
+    return model.to(device)
+
+
+def ensure_baseline(ctx, seed: int) -> ModelRun:
+    """The chapter 02 baseline: the COCO recipe applied straight to all classes, one random seed.
+
+    With ``model.weights`` (e.g. an mmdet COCO checkpoint) the detector starts from those weights.
+    """
+    weights = ctx.cfg.model.weights
+    init = _existing(weights, key="model.weights", ctx=ctx) if weights else None
+    return ensure_model(ctx, "baseline", seed=seed, backbone_weights=baseline_backbone(ctx), init=init)
+
+
+def ensure_baselines(ctx) -> list[ModelRun]:
+    """The baseline for every seed of the profile."""
+    return [ensure_baseline(ctx, seed) for seed in ctx.seeds]

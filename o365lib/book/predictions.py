@@ -1,0 +1,131 @@
+"""Train-or-load steps for predictions and metrics, keyed by everything that determines them.
+
+Predictions of a model on a split live in ``predictions/<model key>/<split>-<key>.json``; the key
+covers the split file's content, the evaluation settings that shape them (``score_threshold``, the
+per-image cap) and test-time augmentation. They are made once with the larger per-image cap that
+fixed AP needs (``eval.fixed_ap_max_dets``); the standard AP keeps the top ``eval.max_dets`` per image
+of them, which is exactly what the detector with that cap returns. Category ids come from the
+*model's* label map; a split whose categories the model does not know is a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from o365lib.book import cache, datasets
+from o365lib.book.models import ModelRun, build_model
+from o365lib.io import write_json
+
+TRACK_TRAIN = {"full": "train", "tiny": "tiny_train"}
+
+
+def _check_categories(ctx, run: ModelRun, split: str) -> set[int]:
+    """Category ids of ``split``; an error when the model cannot answer for all of them."""
+    split_ids = set(datasets.load_split(ctx, split).categories)
+    missing = sorted(split_ids - set(run.category_ids))
+    if missing:
+        raise ValueError(f"{datasets.split_file(ctx, split)}: categories {missing[:10]} ({len(missing)} in all) "
+                         f"are not classes of model {run.key}, which was trained on other categories")
+    return split_ids
+
+
+def ensure_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None = None,
+                       calibration: dict | None = None) -> list:
+    """COCO results of a model on a split, cached by key.
+
+    ``tta``: test-time augmentation options (``o365lib.tta.predict_tta``); ``calibration``:
+    ``{"norcal_gamma", "class_counts"}`` applies NorCal to the model's class probabilities before
+    thresholding and NMS (``o365lib.calibration``).
+    """
+    from o365lib.data import DetectionDataset
+    from o365lib.engine import predict
+
+    ev = ctx.cfg.eval
+    cap = max(ev.max_dets, ev.fixed_ap_max_dets)
+    key = cache.key_of({"split": datasets.split_hash(ctx, split), "score_threshold": ev.score_threshold,
+                        "max_dets": cap, "tta": tta, "calibration": calibration})
+    path = Path(ctx.profile_dir) / "predictions" / run.key / f"{split}-{key}.json"
+    split_ids = _check_categories(ctx, run, split)
+
+    def build():
+        model = build_model(run, device=ctx.device).eval()
+        if calibration:
+            from functools import partial
+
+            from o365lib.calibration import norcal_probabilities
+
+            model.score_calibration = partial(norcal_probabilities, class_counts=calibration["class_counts"],
+                                              gamma=calibration["norcal_gamma"])
+        dataset = DetectionDataset(datasets.load_split(ctx, split), cache_images=False)
+        common = {"batch_size": ev.batch_size, "device": ctx.device, "max_dets": cap,
+                  "score_threshold": ev.score_threshold, "label_map": run.label_map}
+        if tta:
+            from o365lib.tta import predict_tta
+
+            results = predict_tta(model, dataset, **common, **tta)
+        else:
+            results = predict(model, dataset, **common)
+        return [r for r in results if r["category_id"] in split_ids]
+
+    return cache.produce(path, build, write=lambda value, p: write_json(p, value, indent=None), read=_read_results)
+
+
+def _read_results(path: Path) -> list:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def cap_per_image(results: list, max_dets: int) -> list:
+    """The ``max_dets`` best-scored results of each image (the detector's per-image cap)."""
+    by_image: dict = {}
+    for r in results:
+        by_image.setdefault(r["image_id"], []).append(r)
+    out = []
+    for items in by_image.values():
+        out.extend(sorted(items, key=lambda r: -r["score"])[:max_dets])
+    return out
+
+
+def evaluate_results(ctx, results: list, *, split: str = "val", name: str, track: str = "full",
+                     fixed_ap: bool = True) -> dict:
+    """COCO AP overall, per class, per rank range and LVIS bucket, plus fixed AP; cached by key.
+
+    Standard AP uses the top ``eval.max_dets`` results per image; fixed AP (Dave et al. 2021) all of
+    ``results`` with the per-class top-K over the split.
+    """
+    from o365lib.evaluation import evaluate
+
+    ev = ctx.cfg.eval
+    ranges = tuple(ev.ranges) if track == "full" else ("all",)
+    train_split = TRACK_TRAIN[track]
+    key = cache.key_of({"results": cache.key_of(results, length=16), "split": datasets.split_hash(ctx, split),
+                        "train": datasets.split_hash(ctx, train_split), "ranges": ranges, "max_dets": ev.max_dets,
+                        "fixed_ap": fixed_ap})
+    path = Path(ctx.profile_dir) / "metrics" / f"{name}-{split}-{key}.json"
+
+    def build():
+        gt = datasets.load_split(ctx, split).dataset
+        train = datasets.load_split(ctx, train_split).dataset
+        rank_of = datasets.ranking(ctx, track)
+        metrics = evaluate(gt, cap_per_image(results, ev.max_dets), ranking=rank_of, train_gt=train,
+                           ranges=ranges, max_dets=ev.max_dets)
+        if fixed_ap:
+            metrics["fixed_ap"] = _fixed_ap(gt, results, ranking=rank_of, ranges=ranges)
+        return metrics
+
+    return cache.produce(path, build, write=lambda value, p: write_json(p, value), read=cache.read_json)
+
+
+def _fixed_ap(gt: dict, results: list, *, ranking: dict, ranges: tuple) -> dict:
+    from o365lib import evaluation
+
+    fixed = getattr(evaluation, "fixed_ap", None)
+    if fixed is None:  # pragma: no cover - the evaluation module always has it once merged
+        return {}
+    return fixed(gt, results, ranking=ranking, ranges=ranges)
+
+
+def model_metrics(ctx, run: ModelRun, *, split: str = "val", tta: dict | None = None, track: str = "full") -> dict:
+    """Predictions and metrics of one model on a split (the common case of a chapter)."""
+    results = ensure_predictions(ctx, run, split=split, tta=tta)
+    return evaluate_results(ctx, results, split=split, name=run.key + ("-tta" if tta else ""), track=track)

@@ -1,0 +1,87 @@
+"""Per-seed metrics turned into the numbers a chapter reports: values, mean ± std, the regime table.
+
+A chapter's metrics come as one ``evaluate`` output per random seed (paired by seed across the arms
+of a comparison). :func:`values` reads one number out of each; :func:`seed_stat` is the summary
+format every chapter writes into ``metrics.json`` (``{"mean", "std", "n", "values"}``, read by
+``o365lib.book.report``); :func:`regime_rows` and :func:`regime_summary` describe the baseline's
+regime next to the ByteDance talk's.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+from o365lib.book.talk import TALK
+
+TAIL = "301-365"
+
+
+def metric(metrics: dict, key: str, spec: str | None = None, *, fixed: bool = False):
+    """One number of an ``evaluate`` output: ``key`` overall, or of a rank range ``spec``; fixed AP with ``fixed``."""
+    source = metrics.get("fixed_ap", {}) if fixed else metrics
+    if spec is None:
+        return source.get(key)
+    return source.get("ranges", {}).get(spec, {}).get(key)
+
+
+def values(per_seed: Sequence[dict], key: str = "mAP", spec: str | None = None, *, fixed: bool = False) -> list:
+    """The same number from each seed's metrics, in seed order."""
+    return [metric(m, key, spec, fixed=fixed) for m in per_seed]
+
+
+def seed_stat(samples: Sequence[float | None]) -> dict:
+    """``{"mean", "std", "n", "values"}`` over seeds (std is the sample std, 0 for one seed; None ignored)."""
+    kept = [float(v) for v in samples if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not kept:
+        return {"mean": None, "std": None, "n": 0, "values": []}
+    std = statistics.stdev(kept) if len(kept) > 1 else 0.0
+    return {"mean": statistics.fmean(kept), "std": std, "n": len(kept), "values": kept}
+
+
+def regime_rows(ctx, per_seed: Sequence[dict]) -> list[tuple]:
+    """Rows ``(label, per-seed values, the talk's number or None)`` of the baseline's regime."""
+    ranges = list(ctx.cfg.eval.ranges)
+    rows = [("mAP (all classes)", values(per_seed), TALK["baseline_map"])]
+    rows += [(f"AP ranks {r}", values(per_seed, "mAP", r), TALK["expert_tail_before"] if r == TAIL else None)
+             for r in ranges]
+    if TAIL in ranges:
+        rows.append((f"zero-AP classes in {TAIL}", values(per_seed, "zero_ap", TAIL), TALK["tail_zero_ap"]))
+    rows.append(("fixed AP (all classes)", values(per_seed, "mAP", fixed=True), None))
+    if TAIL in ranges:
+        rows.append((f"fixed AP ranks {TAIL}", values(per_seed, "mAP", TAIL, fixed=True), None))
+    return rows
+
+
+def regime_summary(ctx, per_seed: Sequence[dict]) -> dict:
+    """The summary rows chapter 2 writes for the intro (per-seed statistics)."""
+    out = {"baseline mAP": seed_stat(values(per_seed)), "baseline fixed AP": seed_stat(values(per_seed, fixed=True))}
+    if TAIL in ctx.cfg.eval.ranges:
+        out["tail 301-365 AP"] = seed_stat(values(per_seed, "mAP", TAIL))
+        out["tail 301-365 zero-AP classes"] = seed_stat(values(per_seed, "zero_ap", TAIL))
+    for spec in ctx.cfg.eval.ranges:
+        if spec != TAIL:
+            out[f"AP ranks {spec}"] = seed_stat(values(per_seed, "mAP", spec))
+    return out
+
+
+def regime_sentence(ctx, per_seed: Sequence[dict]) -> str:
+    """A plain statement of the regime reached, next to the talk's (numbers from the run)."""
+    ranges = list(ctx.cfg.eval.ranges)
+    overall = seed_stat(values(per_seed))
+    head, tail = seed_stat(values(per_seed, "mAP", ranges[0])), seed_stat(values(per_seed, "mAP", ranges[-1]))
+    zero = seed_stat(values(per_seed, "zero_ap", ranges[-1]))
+    n_tail = per_seed[0]["ranges"][ranges[-1]]["num_classes"] if per_seed else 0
+    falls = head["mean"] is not None and tail["mean"] is not None and head["mean"] > tail["mean"]
+
+    def f(stat, digits=1):
+        return "-" if stat["mean"] is None else f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+    return (f"Over {overall['n']} seeds the baseline reaches **{f(overall)}** mAP (the talk: {TALK['baseline_map']}). "
+            f"Ranks {ranges[0]} score **{f(head)}**, ranks {ranges[-1]} **{f(tail)}** "
+            f"(the talk: {TALK['expert_tail_before']}), and **{f(zero)}** of the {n_tail} tail classes have zero AP "
+            f"(the talk: {TALK['tail_zero_ap']} of {TALK['tail_num_classes']}). "
+            + ("AP falls with the class rank, as in the talk: the head is learned, the tail is weak."
+               if falls else "AP does **not** fall with the class rank here: the talk's finding does not reproduce."))
+

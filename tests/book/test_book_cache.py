@@ -1,0 +1,114 @@
+"""Artefact keys: a changed setting or file is a new artefact, never a stale reuse."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+import yaml
+
+import o365lib.book
+from o365lib.book import cache, datasets, models, predictions
+
+
+@pytest.fixture(scope="module")
+def smoke_data(tmp_path_factory):
+    """The smoke data set, generated once for this module."""
+    from o365lib.data.synthetic import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("smoke_data") / "smoke", profile="smoke", seed=0)
+
+
+@pytest.fixture
+def coco_project(tmp_project, smoke_data):
+    """A profile on user files (copies of the smoke splits), so the test can edit them."""
+    files = tmp_project / "files"
+    files.mkdir()
+    for split in ("train", "val"):
+        shutil.copy(getattr(smoke_data, split), files / f"{split}.json")
+    raw = yaml.safe_load((tmp_project / "parameters" / "profiles" / "smoke.yaml").read_text())
+    raw["data"] = {"source": "coco", "root": str(files), "train": str(files / "train.json"),
+                   "val": str(files / "val.json"), "train_images": str(smoke_data.images),
+                   "val_images": str(smoke_data.images), "check_images": "off"}
+    raw["name"] = "files"
+    (tmp_project / "parameters" / "profiles" / "files.yaml").write_text(yaml.safe_dump(raw))
+    return tmp_project
+
+
+def _ctx(**namespace):
+    return o365lib.book.setup_chapter("99_check", profile="files", namespace=namespace, alpha=None, beta=None)
+
+
+def test_content_hash_follows_the_bytes(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text("[1]")
+    first = cache.content_hash(path)
+    path.write_text("[2]")
+    assert cache.content_hash(path) != first
+    assert cache.key_of({"a": 1, "b": [2]}) == cache.key_of({"b": [2], "a": 1})
+
+
+def test_an_edited_annotation_file_is_a_new_model(coco_project):
+    ctx = _ctx()
+    before, _, _, _ = models.plan_model(ctx, "baseline", seed=0)
+    assert before.key == models.plan_model(ctx, "baseline", seed=0)[0].key  # stable
+    assert before.key != models.plan_model(ctx, "baseline", seed=1)[0].key  # seeds differ
+    train = coco_project / "files" / "train.json"
+    data = json.loads(train.read_text())
+    data["annotations"] = data["annotations"][: len(data["annotations"]) // 10]
+    train.write_text(json.dumps(data))
+    after, _, _, _ = models.plan_model(_ctx(), "baseline", seed=0)
+    assert after.key != before.key
+    assert after.key != models.plan_model(_ctx(train__lr=0.5), "baseline", seed=0)[0].key
+
+
+def _fake_trained(ctx):
+    """A planned baseline with random weights saved as its final checkpoint (no training)."""
+    run, _, _, _ = models.plan_model(ctx, "baseline", seed=0)
+    model = models.build_model(run, load=False)
+    run.dir.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict()}, run.checkpoint)
+    return run
+
+
+def test_eval_settings_give_new_predictions(coco_project):
+    ctx = _ctx()
+    run = _fake_trained(ctx)
+    first = predictions.ensure_predictions(ctx, run, split="val")
+    files = set((ctx.profile_dir / "predictions" / run.key).glob("*.json"))
+    assert len(files) == 1
+    strict = predictions.ensure_predictions(_ctx(eval__score_threshold=0.5), run, split="val")
+    assert len(set((ctx.profile_dir / "predictions" / run.key).glob("*.json"))) == 2
+    assert all(r["score"] > 0.5 for r in strict) and len(strict) <= len(first)
+    predictions.ensure_predictions(_ctx(eval__fixed_ap_max_dets=40, eval__max_dets=20), run, split="val")
+    assert len(set((ctx.profile_dir / "predictions" / run.key).glob("*.json"))) == 3
+
+
+def test_categories_come_from_the_model_and_a_foreign_split_is_an_error(coco_project):
+    ctx = _ctx()
+    run = _fake_trained(ctx)
+    results = predictions.ensure_predictions(ctx, run, split="val")
+    assert {r["category_id"] for r in results} <= set(run.category_ids)
+    val = coco_project / "files" / "val.json"
+    data = json.loads(val.read_text())
+    data["categories"].append({"id": 9999, "name": "not in train"})
+    val.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"val\.json: categories \[9999\].*not classes of model"):
+        predictions.ensure_predictions(_ctx(), run, split="val")
+
+
+def test_a_truncated_checkpoint_is_an_error_naming_it(coco_project):
+    ctx = _ctx()
+    run = _fake_trained(ctx)
+    run.checkpoint.write_bytes(run.checkpoint.read_bytes()[:100])
+    with pytest.raises(ValueError, match=str(run.checkpoint)):
+        models.verify_checkpoint(run)
+
+
+def test_derived_sets_are_keyed_by_their_source_content(coco_project):
+    ctx = _ctx()
+    a = datasets.derived_set(ctx, "subset", lambda: {"x": 1}, depends={"ranks": [1]})
+    b = datasets.derived_set(ctx, "subset", lambda: {"x": 2}, depends={"ranks": [2]})
+    assert a != b and json.loads(a.read_text()) == {"x": 1}
