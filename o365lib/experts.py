@@ -1,6 +1,6 @@
 """Class-range experts: their training sets, merging their detections, choosing their ranges.
 
-The seed fine-tunes the full 365-class model on the images of one class-rank range (e.g. the 65
+The ByteDance talk fine-tunes the full 365-class model on the images of one class-rank range (e.g. the 65
 rarest classes, ranks 301-365) and lets that "expert" answer for those classes only: tail mAP
 18.4 -> 29.5, and two experts (301-365, 151-300) lift overall mAP 29.6 -> 30.7.
 
@@ -17,7 +17,7 @@ same ground truth.
 
 Merging (``merge_experts``) works on COCO result lists: see its docstring.
 
-Range choice (``pick_expert_ranges``) goes beyond the seed, which fixed 301-365 and 151-300 by
+Range choice (``pick_expert_ranges``) goes beyond the talk, which fixed 301-365 and 151-300 by
 hand: pick the disjoint contiguous rank ranges where the baseline loses the most AP.
 """
 
@@ -171,7 +171,7 @@ def merge_experts(general: Sequence[Mapping], experts: Sequence, *, strategy: st
     ``experts`` is a list of ``(category_ids, detections)``. For the classes an expert owns:
 
     - ``"replace"``: the output holds the expert's detections of those classes and none of the
-      general model's (the seed's recipe).
+      general model's (the talk's recipe).
     - ``"fuse"``: per image and class, expert and general boxes are paired greedily (expert boxes
       by descending score, each taking the free general box of highest IoU >= ``iou_threshold``).
       A pair becomes one box, the score-weighted mean of both boxes (weights w*s_e and s_g, w =

@@ -1,6 +1,6 @@
 """Long-tail samplers: which training images an epoch visits, and how often.
 
-The seed fights Objects365's long tail (75746x between its largest and smallest class) with data
+The ByteDance talk fights Objects365's long tail (75746x between its largest and smallest class) with data
 resampling. Four samplers share one interface so that the training engine and the chapters can
 swap them by name (``build_sampler``):
 
@@ -11,7 +11,7 @@ swap them by name (``build_sampler``):
   image with no annotation). Each epoch image i appears floor(r_i) times plus once more with
   probability frac(r_i) (stochastic rounding), so the expected epoch length is sum(r_i).
 - ``ClassAwareSampler``: each draw picks a class uniformly, then an image containing it uniformly.
-- ``HeadDownsampleSampler``: the seed's "down-sample classes with huge number of instances" (see
+- ``HeadDownsampleSampler``: the talk's "down-sample classes with huge number of instances" (see
   the class docstring for the exact rule).
 
 Every sampler is a pure function of ``(seed, epoch)``: ``epoch_indices(epoch)`` returns the full,
@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from o365lib.data.stats import image_category_ids as image_category_ids_from_coco
 
 __all__ = [
     "ClassAwareSampler",
@@ -66,14 +68,6 @@ def _rng(seed: int, epoch: int) -> np.random.Generator:
 
 def _unique_classes(image_category_ids: Sequence[Sequence[int]]) -> list[set[int]]:
     return [{int(c) for c in cats} for cats in image_category_ids]
-
-
-def image_category_ids_from_coco(dataset: Mapping) -> list[list[int]]:
-    """Per-image lists of category ids (one entry per annotation), in ``dataset["images"]`` order."""
-    by_image: dict[Any, list[int]] = {img["id"]: [] for img in dataset["images"]}
-    for ann in dataset.get("annotations", []):
-        by_image.setdefault(ann["image_id"], []).append(int(ann["category_id"]))
-    return [by_image[img["id"]] for img in dataset["images"]]
 
 
 class _EpochSampler:

@@ -1,6 +1,6 @@
 """Tables for the tour of the long tail (chapter 01): class-rank ranges and example classes.
 
-The seed split Objects365's 365 classes by training-instance rank into 1-150, 151-300 and
+The ByteDance talk split Objects365's 365 classes by training-instance rank into 1-150, 151-300 and
 301-365, and contrasted tail classes that stay at zero AP (okra, scallop: small objects in
 dense clusters) with tail classes that are easy anyway (donkey, polar bear: large, plain).
 :func:`range_summary` tabulates the ranges; :func:`class_appearance` measures what made the
@@ -80,7 +80,7 @@ def pick_example_classes(data: Any, stats: pd.DataFrame, *, head: str = "1-150",
     """Example classes: the most frequent head classes, the hardest- and easiest-looking tail classes.
 
     Tail classes are scored by ``log(median_rel_size) - log(objects_per_image)``: small boxes in
-    crowded images score low (the seed's okra, scallop), large lone objects high (donkey, polar
+    crowded images score low (the talk's okra, scallop), large lone objects high (donkey, polar
     bear). Returns the rows of :func:`class_appearance` with a ``group`` column
     (``"head"``, ``"tail: small, clustered"``, ``"tail: large, plain"``), in that order.
     """

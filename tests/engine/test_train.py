@@ -145,3 +145,29 @@ def test_augmentation_is_a_function_of_seed_and_iteration():
     )
     assert target["boxes"].tolist() == [[3.0, 1.0, 4.0, 3.0]]
     assert flipped[0, 0].tolist() == [3.0, 2.0, 1.0, 0.0]
+
+
+class _Exploding(torch.nn.Module):
+    """The toy model, whose losses jump by 1e4 (finite) from its ``from_call``-th forward on."""
+
+    def __init__(self, model, from_call: int):
+        super().__init__()
+        self.model, self.from_call, self.calls = model, from_call, 0
+        self.transform = model.transform
+
+    def forward(self, images, targets=None):
+        self.calls += 1
+        losses = self.model(images, targets)
+        factor = 1e4 if self.calls >= self.from_call else 1.0
+        return {k: v * factor for k, v in losses.items()}
+
+
+def test_exploding_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    import o365lib.engine.train as engine_train
+
+    monkeypatch.setattr(engine_train, "EXPLOSION_MIN_STEPS", 3)
+    with pytest.raises(TrainingDivergedError, match=r"exploded to more than 100x the running median at iteration 5"):
+        train(_Exploding(toy_model(), from_call=5), ToyDetections(), config=toy_config(iterations=8),
+              out_dir=tmp_path)
+    assert read_checkpoint(tmp_path / "last.pt")["iteration"] == 4
+    assert not (tmp_path / "final.pt").exists()
