@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from o365lib.modeling.weights import load_model_weights, read_state_dict
+from o365lib.modeling.transfer import load_matching_weights, load_model_weights
 
 
 def _atomic_write(path: Path, write) -> Path:
@@ -107,23 +107,12 @@ def load_checkpoint(path: str | Path, model: nn.Module) -> dict:
     return {k: v for k, v in metadata.items() if k not in ("optimizer", "scaler", "rng")}
 
 
-def load_matching_weights(model: nn.Module, source: str | Path | dict) -> dict:
-    """Copy every tensor of ``source`` whose name and shape match ``model`` (fine-tuning start).
-
-    ``source`` is a file (checkpoint or state dict) or a state dict. Returns counts and the
-    names that were skipped, e.g. a classifier for another number of classes.
-    """
-    state = read_state_dict(Path(source)) if not isinstance(source, dict) else source
-    state = state.get("model", state) if isinstance(state.get("model"), dict) else state
-    own = model.state_dict()
-    matched = {
-        k.removeprefix("module."): v
-        for k, v in state.items()
-        if k.removeprefix("module.") in own and own[k.removeprefix("module.")].shape == v.shape
-    }
-    model.load_state_dict(matched, strict=False)
-    return {
-        "loaded": len(matched),
-        "skipped_shape_or_name": sorted({k.removeprefix("module.") for k in state} - set(matched)),
-        "not_in_source": sorted(set(own) - set(matched)),
-    }
+__all__ = [
+    "capture_rng_state",
+    "load_checkpoint",
+    "load_matching_weights",  # re-exported: lives in o365lib.modeling.transfer
+    "read_checkpoint",
+    "restore_rng_state",
+    "save_atomic",
+    "write_json_atomic",
+]

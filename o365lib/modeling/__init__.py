@@ -1,38 +1,65 @@
-"""Cascade R-CNN (3 stages, FPN, optional DCN) on torchvision parts.
+"""Cascade R-CNN (3 stages, FPN, optional DCN) on torchvision parts, with mmdet 3.x interop.
 
-``build_detector(num_classes, backbone="tiny" | "resnet50" | "resnext101_64x4d" | ..., dcn=...)``
-returns a ``CascadeRCNN``; ``load_model_weights`` / ``load_backbone_weights`` read local files.
+``build_detector(num_classes, backbone="tiny" | "resnet50" | "resnext101_64x4d" | ..., dcn=...,
+preset=None | "mmdet")`` returns a ``CascadeRCNN``; ``load_mmdet_checkpoint`` /
+``save_mmdet_checkpoint`` read and write mmdet checkpoints; ``o365lib.modeling.transfer`` holds all
+weight loading and transfer (``init_detector_weights`` for COCO-pretrained starts).
 """
 
+from o365lib.modeling.anchors import StridedAnchorGenerator
 from o365lib.modeling.backbones import BACKBONES, TinyBackbone, build_backbone
 from o365lib.modeling.build import PRESETS, build_detector, default_anchor_sizes
-from o365lib.modeling.cascade import BOX_WEIGHTS, IOU_THRESHOLDS, STAGE_LOSS_WEIGHTS, CascadeRoIHeads
+from o365lib.modeling.cascade import (
+    BOX_WEIGHTS,
+    IOU_THRESHOLDS,
+    MMDET_BOX_STDS,
+    STAGE_LOSS_WEIGHTS,
+    STAGE_SCORE_AVERAGES,
+    CascadeRoIHeads,
+)
+from o365lib.modeling.coco_objects365_names import COCO80_NAMES, canonical_name, match_category_names
 from o365lib.modeling.deform import DeformableConv2d, convert_to_deformable
-from o365lib.modeling.detector import NMS_METHODS, CascadeRCNN
-from o365lib.modeling.weights import (
+from o365lib.modeling.detector import NMS_METHODS, NMS_STYLES, CascadeRCNN
+from o365lib.modeling.mmdet_checkpoint import load_mmdet_checkpoint, save_mmdet_checkpoint
+from o365lib.modeling.transfer import (
+    init_detector_weights,
     load_backbone_weights,
+    load_matching_weights,
     load_model_weights,
     read_state_dict,
     read_weights_file,
+    transfer_weights,
 )
 
 __all__ = [
     "BACKBONES",
     "BOX_WEIGHTS",
+    "COCO80_NAMES",
     "IOU_THRESHOLDS",
+    "MMDET_BOX_STDS",
     "NMS_METHODS",
+    "NMS_STYLES",
     "PRESETS",
     "STAGE_LOSS_WEIGHTS",
+    "STAGE_SCORE_AVERAGES",
     "CascadeRCNN",
     "CascadeRoIHeads",
     "DeformableConv2d",
+    "StridedAnchorGenerator",
     "TinyBackbone",
     "build_backbone",
     "build_detector",
+    "canonical_name",
     "convert_to_deformable",
     "default_anchor_sizes",
+    "init_detector_weights",
     "load_backbone_weights",
+    "load_matching_weights",
+    "load_mmdet_checkpoint",
     "load_model_weights",
+    "match_category_names",
     "read_state_dict",
     "read_weights_file",
+    "save_mmdet_checkpoint",
+    "transfer_weights",
 ]

@@ -29,7 +29,14 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from o365lib.modeling.deform import convert_to_deformable
-from o365lib.modeling.weights import load_backbone_weights
+from o365lib.modeling.transfer import load_backbone_weights
+
+def _resnext101_32x4d(*, weights=None, **kwargs) -> tv_resnet.ResNet:
+    """ResNeXt-101 32x4d (mmdet's ``x101-32x4d``), which torchvision has no constructor for."""
+    if weights is not None:
+        raise ValueError("resnext101_32x4d has no torchvision weights; pass a local file instead")
+    return tv_resnet.ResNet(tv_resnet.Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=4, **kwargs)
+
 
 #: torchvision ResNet/ResNeXt constructors we support (all built with ``weights=None``).
 RESNET_BACKBONES: dict[str, Callable[..., tv_resnet.ResNet]] = {
@@ -41,6 +48,7 @@ RESNET_BACKBONES: dict[str, Callable[..., tv_resnet.ResNet]] = {
     "resnext50_32x4d": tv_resnet.resnext50_32x4d,
     "resnext101_32x8d": tv_resnet.resnext101_32x8d,
     "resnext101_64x4d": tv_resnet.resnext101_64x4d,
+    "resnext101_32x4d": lambda **kwargs: _resnext101_32x4d(**kwargs),
 }
 BACKBONES = ("tiny", *RESNET_BACKBONES)
 NORMS = ("bn", "gn", "frozen_bn")

@@ -10,6 +10,13 @@ Two size presets keep the arguments short:
   2000/2000 and 1000/1000 proposals, 512 RoIs, a 1024-d box head), anchors scaled down for smaller
   ``min_size``.
 
+- ``preset="mmdet"`` (any ResNet/ResNeXt): mmdet 3.x's Cascade R-CNN inference, number for number
+  (``o365lib.modeling.mmdet_checkpoint`` loads its checkpoints into it): unrounded anchors at fixed
+  strides 4-64, mmdet's proposal selection, aligned RoIAlign with adaptive sampling and mmdet's
+  level rule, box deltas times mmdet's stds, logits averaged over the stages, mmdet's class-aware
+  NMS and no box-size filter or candidate cap, normalisation on the 0-255 scale, SmoothL1 beta 1.0.
+  README.md "Differences from mmdet defaults" lists what the default presets do instead.
+
 Every preset value can be overridden by a keyword argument; ``None`` means "the preset's value".
 """
 
@@ -19,13 +26,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
-from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.models.detection.rpn import RPNHead
 
+from o365lib.modeling.anchors import StridedAnchorGenerator
 from o365lib.modeling.backbones import BACKBONES, build_backbone
-from o365lib.modeling.cascade import BOX_WEIGHTS, IOU_THRESHOLDS, STAGE_LOSS_WEIGHTS, CascadeRoIHeads
+from o365lib.modeling.box_coding import StdBoxCoder
+from o365lib.modeling.cascade import (
+    BOX_WEIGHTS,
+    IOU_THRESHOLDS,
+    MMDET_BOX_STDS,
+    STAGE_LOSS_WEIGHTS,
+    CascadeRoIHeads,
+)
 from o365lib.modeling.detector import CascadeRCNN
-from o365lib.modeling.weights import load_model_weights
+from o365lib.modeling.proposals import ProposalNetwork
+from o365lib.modeling.transfer import load_model_weights
+from o365lib.modeling.transform import DetectionTransform
 
 
 class FloatRPNHead(RPNHead):
@@ -42,6 +58,26 @@ class FloatRPNHead(RPNHead):
 
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
+#: mmdet's ``DetDataPreprocessor`` mean/std (RGB, 0-255 scale).
+MMDET_IMAGE_MEAN = (123.675, 116.28, 103.53)
+MMDET_IMAGE_STD = (58.395, 57.12, 57.375)
+
+#: What the torchvision-flavoured presets use (and "mmdet" overrides).
+_TORCHVISION_INFERENCE = {
+    "anchor_strides": None,
+    "rpn_selection": "torchvision",
+    "roi_aligned": False,
+    "roi_level_mapping": "torchvision",
+    "roi_strides": None,
+    "box_stds": None,
+    "box_loss_beta": 1.0 / 9,
+    "stage_score_average": "probabilities",
+    "min_box_size": 1e-2,
+    "nms_style": "torchvision",
+    "image_mean": IMAGE_MEAN,
+    "image_std": IMAGE_STD,
+    "input_scale": 1.0,
+}
 
 PRESETS: dict[str, dict] = {
     "tiny": {
@@ -57,6 +93,7 @@ PRESETS: dict[str, dict] = {
         "anchor_sizes": ((8, 11), (16, 23), (32, 45), (64, 91)),
         "roi_sampling_ratio": 1,
         "max_candidates": 1000,
+        **_TORCHVISION_INFERENCE,
     },
     "resnet": {
         "fpn_channels": 256,
@@ -71,6 +108,34 @@ PRESETS: dict[str, dict] = {
         "anchor_sizes": None,
         "roi_sampling_ratio": 2,
         "max_candidates": 5000,
+        **_TORCHVISION_INFERENCE,
+    },
+    "mmdet": {
+        "fpn_channels": 256,
+        "min_size": 800,
+        "max_size": 1333,
+        "rpn_pre_nms_top_n": (2000, 1000),
+        "rpn_post_nms_top_n": (2000, 1000),
+        "rpn_batch_size_per_image": 256,
+        "box_batch_size_per_image": 512,
+        "representation_size": 1024,
+        "returned_layers": (1, 2, 3, 4),
+        "anchor_sizes": ((32,), (64,), (128,), (256,), (512,)),
+        "roi_sampling_ratio": 0,
+        "max_candidates": None,
+        "anchor_strides": (4, 8, 16, 32, 64),
+        "rpn_selection": "mmdet",
+        "roi_aligned": True,
+        "roi_level_mapping": "mmdet",
+        "roi_strides": (4, 8, 16, 32),
+        "box_stds": MMDET_BOX_STDS,
+        "box_loss_beta": 1.0,
+        "stage_score_average": "logits",
+        "min_box_size": 0.0,
+        "nms_style": "mmdet",
+        "image_mean": MMDET_IMAGE_MEAN,
+        "image_std": MMDET_IMAGE_STD,
+        "input_scale": 255.0,
     },
 }
 
@@ -109,6 +174,8 @@ def build_detector(
     nms_thresh: float = 0.5,
     detections_per_img: int = 100,
     max_candidates: int | None = None,
+    preset: str | None = None,
+    stage_score_average: str | None = None,
 ) -> CascadeRCNN:
     """A Cascade R-CNN (3 stages, FPN, RPN) for ``num_classes`` foreground classes (labels 1..K).
 
@@ -128,20 +195,29 @@ def build_detector(
             per image.
         max_candidates: (box, class) pairs above ``score_thresh`` entering NMS, highest first
             (tiny: 1000, which keeps CPU NMS of 365 classes at ~3 ms per image instead of ~30 ms).
+        preset: ``"tiny"``, ``"resnet"`` or ``"mmdet"`` (see the module docstring); default
+            ``"tiny"`` for the tiny backbone, else ``"resnet"``.
+        stage_score_average: ``"probabilities"`` (tiny/resnet) or ``"logits"`` (mmdet).
     """
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
-    preset = PRESETS["tiny" if backbone == "tiny" else "resnet"]
+    preset_name = preset or ("tiny" if backbone == "tiny" else "resnet")
+    if preset_name not in PRESETS:
+        raise ValueError(f"unknown preset {preset_name!r}; choose one of {tuple(PRESETS)}")
+    if preset_name != "tiny" and backbone == "tiny":
+        raise ValueError(f"preset {preset_name!r} needs a ResNet/ResNeXt backbone, got 'tiny'")
+    preset = PRESETS[preset_name]
     fpn_channels = fpn_channels or preset["fpn_channels"]
     min_size = min_size or preset["min_size"]
     min_sizes = tuple(min_size) if isinstance(min_size, (list, tuple)) else (int(min_size),)
     max_size = max_size or max(preset["max_size"], round(max(min_sizes) * 1333 / 800))
     if norm is None:
-        norm = "bn" if backbone == "tiny" else ("frozen_bn" if backbone_weights else "gn")
+        pretrained = backbone_weights is not None or preset_name == "mmdet"
+        norm = "bn" if backbone == "tiny" else ("frozen_bn" if pretrained else "gn")
     if trainable_layers is None:
-        trainable_layers = 3 if backbone_weights else 5
+        trainable_layers = 3 if backbone_weights is not None or preset_name == "mmdet" else 5
     returned_layers = preset["returned_layers"]
     anchor_sizes = anchor_sizes or preset["anchor_sizes"] or default_anchor_sizes(max(min_sizes))
     anchor_sizes = tuple(tuple(int(s) for s in level) for level in anchor_sizes)
@@ -160,13 +236,16 @@ def build_detector(
         trainable_layers=trainable_layers,
         returned_layers=returned_layers,
     )
-    anchor_generator = AnchorGenerator(
-        sizes=anchor_sizes,
-        aspect_ratios=(tuple(aspect_ratios),) * len(anchor_sizes),
-    )
+    ratios = (tuple(aspect_ratios),) * len(anchor_sizes)
+    if preset["anchor_strides"] is None:
+        anchor_generator = AnchorGenerator(sizes=anchor_sizes, aspect_ratios=ratios)
+    else:
+        anchor_generator = StridedAnchorGenerator(
+            sizes=anchor_sizes, aspect_ratios=ratios, strides=preset["anchor_strides"]
+        )
     pre_nms = rpn_pre_nms_top_n or preset["rpn_pre_nms_top_n"]
     post_nms = rpn_post_nms_top_n or preset["rpn_post_nms_top_n"]
-    rpn = RegionProposalNetwork(
+    rpn = ProposalNetwork(
         anchor_generator,
         FloatRPNHead(fpn_channels, anchor_generator.num_anchors_per_location()[0]),
         fg_iou_thresh=0.7,
@@ -176,7 +255,10 @@ def build_detector(
         pre_nms_top_n={"training": pre_nms[0], "testing": pre_nms[1]},
         post_nms_top_n={"training": post_nms[0], "testing": post_nms[1]},
         nms_thresh=0.7,
+        selection=preset["rpn_selection"],
     )
+    if preset["rpn_selection"] == "mmdet":
+        rpn.box_coder = StdBoxCoder((1.0, 1.0, 1.0, 1.0))
     roi_heads = CascadeRoIHeads(
         num_classes=num_classes,
         in_channels=fpn_channels,
@@ -187,9 +269,21 @@ def build_detector(
         box_weights=box_weights,
         stage_loss_weights=stage_loss_weights,
         featmap_names=[str(index) for index in range(len(returned_layers))],
-        sampling_ratio=roi_sampling_ratio or preset["roi_sampling_ratio"],
+        sampling_ratio=preset["roi_sampling_ratio"] if roi_sampling_ratio is None else roi_sampling_ratio,
+        roi_aligned=preset["roi_aligned"],
+        roi_level_mapping=preset["roi_level_mapping"],
+        roi_strides=preset["roi_strides"] if len(returned_layers) == 4 else None,
+        box_stds=preset["box_stds"],
+        box_loss_beta=preset["box_loss_beta"],
+        stage_score_average=stage_score_average or preset["stage_score_average"],
     )
-    transform = GeneralizedRCNNTransform(min_sizes, max_size, list(IMAGE_MEAN), list(IMAGE_STD))
+    transform = DetectionTransform(
+        min_sizes,
+        max_size,
+        preset["image_mean"],
+        preset["image_std"],
+        input_scale=preset["input_scale"],
+    )
     model = CascadeRCNN(
         transform=transform,
         backbone=body,
@@ -200,6 +294,8 @@ def build_detector(
         nms_thresh=nms_thresh,
         detections_per_img=detections_per_img,
         max_candidates=max_candidates or preset["max_candidates"],
+        min_box_size=preset["min_box_size"],
+        nms_style=preset["nms_style"],
     )
     model.config = {
         "num_classes": num_classes,
@@ -209,6 +305,7 @@ def build_detector(
         "min_size": list(min_sizes),
         "max_size": max_size,
         "norm": norm,
+        "preset": preset_name,
     }
     if weights is not None:
         load_model_weights(model, weights)

@@ -6,8 +6,13 @@ class-agnostic box regression. Stage ``t`` is trained on boxes that stage ``t - 
 threshold (0.5, 0.6, 0.7) and encoded with ever tighter box-coder weights ((10,10,5,5),
 (20,20,10,10), (30,30,15,15), i.e. target stds 0.1/0.2, 0.05/0.1, 0.033/0.067), because the
 regressed boxes are closer to the objects at each stage. At test time the proposals run through
-the three stages in turn; the class probabilities of the three classifiers are averaged and the
-last stage's boxes are kept.
+the three stages in turn; the three classifiers' scores are averaged and the last stage's boxes
+are kept. ``stage_score_average`` says what is averaged: ``"probabilities"`` (this project's
+default, as detectron2) or ``"logits"`` followed by one softmax (mmdet 3.x).
+
+``box_stds`` switches the box coding to mmdet's (deltas times target stds, see
+``o365lib.modeling.box_coding``) with exactly mmdet's stage stds, where ``box_weights`` (30, 30,
+15, 15) differ from mmdet's third-stage stds (0.033, 0.033, 0.067, 0.067) by about 1%.
 
 Matching, sampling and target encoding are torchvision's ``RoIHeads.select_training_samples``
 (``Matcher``, ``BalancedPositiveNegativeSampler``, ``BoxCoder``); ``CascadeStage`` only adds
@@ -26,11 +31,15 @@ from torchvision.models.detection.faster_rcnn import TwoMLPHead
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import boxes as box_ops
 
+from o365lib.modeling.box_coding import StdBoxCoder
 from o365lib.modeling.roi_align import SparseMultiScaleRoIAlign
 
 IOU_THRESHOLDS = (0.5, 0.6, 0.7)
 BOX_WEIGHTS = ((10.0, 10.0, 5.0, 5.0), (20.0, 20.0, 10.0, 10.0), (30.0, 30.0, 15.0, 15.0))
 STAGE_LOSS_WEIGHTS = (1.0, 0.5, 0.25)
+#: mmdet's target stds of the three stages (its configs' ``target_stds``).
+MMDET_BOX_STDS = ((0.1, 0.1, 0.2, 0.2), (0.05, 0.05, 0.1, 0.1), (0.033, 0.033, 0.067, 0.067))
+STAGE_SCORE_AVERAGES = ("probabilities", "logits")
 
 
 class StagePredictor(nn.Module):
@@ -67,10 +76,19 @@ class CascadeStage(RoIHeads):
         positive_fraction: float,
         featmap_names: Sequence[str],
         sampling_ratio: int = 2,
+        roi_aligned: bool = False,
+        roi_level_mapping: str = "torchvision",
+        roi_strides: Sequence[int] | None = None,
+        box_stds: Sequence[float] | None = None,
     ) -> None:
         super().__init__(
             box_roi_pool=SparseMultiScaleRoIAlign(
-                featmap_names=list(featmap_names), output_size=roi_output_size, sampling_ratio=sampling_ratio
+                featmap_names=list(featmap_names),
+                output_size=roi_output_size,
+                sampling_ratio=sampling_ratio,
+                aligned=roi_aligned,
+                level_mapping=roi_level_mapping,
+                strides=roi_strides,
             ),
             box_head=TwoMLPHead(in_channels * roi_output_size**2, representation_size),
             box_predictor=StagePredictor(representation_size, num_classes),
@@ -84,6 +102,8 @@ class CascadeStage(RoIHeads):
             detections_per_img=100,
         )
         self.iou_threshold = float(iou_threshold)
+        if box_stds is not None:
+            self.box_coder = StdBoxCoder(box_stds)
 
     def run_head(
         self,
@@ -105,16 +125,22 @@ class CascadeStage(RoIHeads):
 
 
 def stage_losses(
-    logits: torch.Tensor, deltas: torch.Tensor, labels: torch.Tensor, regression_targets: torch.Tensor
+    logits: torch.Tensor,
+    deltas: torch.Tensor,
+    labels: torch.Tensor,
+    regression_targets: torch.Tensor,
+    *,
+    beta: float = 1.0 / 9,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy over K+1 classes and smooth-L1 (beta 1/9) on the positives' deltas.
+    """Cross-entropy over K+1 classes and smooth-L1 (``beta``: 1/9 here, 1.0 in mmdet's cascade
+    configs) on the positives' deltas.
 
-    Both are averaged over all sampled boxes, as in torchvision's Faster R-CNN loss.
+    Both are averaged over all sampled boxes, as in torchvision's Faster R-CNN loss (and mmdet's).
     """
     loss_cls = F.cross_entropy(logits, labels)
     positive = torch.where(labels > 0)[0]
     loss_box = F.smooth_l1_loss(
-        deltas[positive], regression_targets[positive], beta=1.0 / 9, reduction="sum"
+        deltas[positive], regression_targets[positive], beta=beta, reduction="sum"
     ) / max(labels.numel(), 1)
     return loss_cls, loss_box
 
@@ -136,14 +162,28 @@ class CascadeRoIHeads(nn.Module):
         stage_loss_weights: Sequence[float] = STAGE_LOSS_WEIGHTS,
         featmap_names: Sequence[str] = ("0", "1", "2", "3"),
         sampling_ratio: int = 2,
+        roi_aligned: bool = False,
+        roi_level_mapping: str = "torchvision",
+        roi_strides: Sequence[int] | None = None,
+        box_stds: Sequence[Sequence[float]] | None = None,
+        box_loss_beta: float = 1.0 / 9,
+        stage_score_average: str = "probabilities",
     ) -> None:
         super().__init__()
+        if stage_score_average not in STAGE_SCORE_AVERAGES:
+            raise ValueError(
+                f"stage_score_average must be one of {STAGE_SCORE_AVERAGES}, got {stage_score_average!r}"
+            )
+        if box_stds is not None and len(box_stds) != len(iou_thresholds):
+            raise ValueError(f"box_stds needs one entry per stage, got {len(box_stds)}")
         if not len(iou_thresholds) == len(box_weights) == len(stage_loss_weights):
             raise ValueError(
                 "iou_thresholds, box_weights and stage_loss_weights need one entry per stage, got "
                 f"{len(iou_thresholds)}, {len(box_weights)}, {len(stage_loss_weights)}"
             )
         self.num_classes = num_classes
+        self.stage_score_average = stage_score_average
+        self.box_loss_beta = float(box_loss_beta)
         self.stage_loss_weights = tuple(float(w) for w in stage_loss_weights)
         self.stages = nn.ModuleList(
             CascadeStage(
@@ -157,8 +197,12 @@ class CascadeRoIHeads(nn.Module):
                 positive_fraction=positive_fraction,
                 featmap_names=featmap_names,
                 sampling_ratio=sampling_ratio,
+                roi_aligned=roi_aligned,
+                roi_level_mapping=roi_level_mapping,
+                roi_strides=roi_strides,
+                box_stds=None if box_stds is None else box_stds[index],
             )
-            for iou, weights in zip(iou_thresholds, box_weights)
+            for index, (iou, weights) in enumerate(zip(iou_thresholds, box_weights))
         )
 
     def forward_train(
@@ -175,7 +219,11 @@ class CascadeRoIHeads(nn.Module):
             boxes, _, labels, regression_targets = stage.select_training_samples(boxes, targets)
             logits, deltas = stage.run_head(features, boxes, image_shapes)
             loss_cls, loss_box = stage_losses(
-                logits, deltas, torch.cat(labels), torch.cat(regression_targets).to(deltas.dtype)
+                logits,
+                deltas,
+                torch.cat(labels),
+                torch.cat(regression_targets).to(deltas.dtype),
+                beta=self.box_loss_beta,
             )
             weight = self.stage_loss_weights[index]
             losses[f"loss_cls_s{index}"] = loss_cls * weight
@@ -191,15 +239,23 @@ class CascadeRoIHeads(nn.Module):
         image_shapes: list[tuple[int, int]],
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per image: the last stage's boxes [N, 4] and the stage-averaged probabilities [N, K+1]."""
+        if self.stage_score_average not in STAGE_SCORE_AVERAGES:
+            raise ValueError(
+                f"stage_score_average must be one of {STAGE_SCORE_AVERAGES}, got {self.stage_score_average!r}"
+            )
         boxes = proposals
-        probabilities = None
+        stage_scores = []
         for stage in self.stages:
             logits, deltas = stage.run_head(features, boxes, image_shapes)
-            stage_probabilities = F.softmax(logits.float(), dim=-1)
-            probabilities = (
-                stage_probabilities if probabilities is None else probabilities + stage_probabilities
-            )
+            if self.stage_score_average == "logits":
+                stage_scores.append(logits.float())
+            else:
+                stage_scores.append(F.softmax(logits.float(), dim=-1))
             boxes = stage.refine(deltas, boxes, image_shapes)
-        assert probabilities is not None
-        probabilities = probabilities / len(self.stages)
-        return boxes, list(probabilities.split([len(b) for b in boxes]))
+        total = stage_scores[0]
+        for scores in stage_scores[1:]:
+            total = total + scores
+        averaged = total / float(len(stage_scores))
+        if self.stage_score_average == "logits":
+            averaged = F.softmax(averaged, dim=-1)
+        return boxes, list(averaged.split([len(b) for b in boxes]))

@@ -18,9 +18,12 @@ from torchvision.models.detection.rpn import RegionProposalNetwork
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 from torchvision.ops import boxes as box_ops
 
+from o365lib.modeling.box_coding import offset_batched_nms
 from o365lib.modeling.cascade import CascadeRoIHeads
 
 NMS_METHODS = ("nms", "soft_nms")
+#: How hard NMS separates classes: torchvision's ``batched_nms`` or mmdet 3.x's offsets (0-based labels).
+NMS_STYLES = ("torchvision", "mmdet")
 
 
 class CascadeRCNN(nn.Module):
@@ -33,7 +36,11 @@ class CascadeRCNN(nn.Module):
         detections_per_img: top-k detections per image after NMS.
         soft_nms_sigma, soft_nms_kind: soft-NMS ``sigma`` and ``method`` ("gaussian" | "linear").
         max_candidates: cap on (box, class) pairs entering NMS (highest scores kept), which bounds
-            NMS time with hundreds of classes and a tiny score threshold.
+            NMS time with hundreds of classes and a tiny score threshold; ``None``: no cap (mmdet).
+        min_box_size: boxes narrower or lower than this (pixels) are dropped before NMS (``0``: keep
+            all, as mmdet does).
+        nms_style: ``"torchvision"`` or ``"mmdet"`` (see ``o365lib.modeling.box_coding``); only
+            for ``nms_method="nms"``.
     """
 
     def __init__(
@@ -47,7 +54,9 @@ class CascadeRCNN(nn.Module):
         score_thresh: float = 0.05,
         nms_thresh: float = 0.5,
         detections_per_img: int = 100,
-        max_candidates: int = 10000,
+        max_candidates: int | None = 10000,
+        min_box_size: float = 1e-2,
+        nms_style: str = "torchvision",
     ) -> None:
         super().__init__()
         self.transform = transform
@@ -61,7 +70,11 @@ class CascadeRCNN(nn.Module):
         self.detections_per_img = int(detections_per_img)
         self.soft_nms_sigma = 0.5
         self.soft_nms_kind = "gaussian"
-        self.max_candidates = int(max_candidates)
+        self.max_candidates = None if max_candidates is None else int(max_candidates)
+        self.min_box_size = float(min_box_size)
+        if nms_style not in NMS_STYLES:
+            raise ValueError(f"nms_style must be one of {NMS_STYLES}, got {nms_style!r}")
+        self.nms_style = nms_style
 
     def _check_targets(self, targets: list[dict[str, torch.Tensor]]) -> None:
         for index, target in enumerate(targets):
@@ -149,12 +162,16 @@ class CascadeRCNN(nn.Module):
         keep_mask = scores > self.score_thresh
         rows, _ = torch.where(keep_mask)
         cand_boxes, cand_scores, cand_labels = boxes[rows], scores[keep_mask], labels[keep_mask]
-        keep = box_ops.remove_small_boxes(cand_boxes, min_size=1e-2)
-        cand_boxes, cand_scores, cand_labels = cand_boxes[keep], cand_scores[keep], cand_labels[keep]
-        if cand_scores.numel() > self.max_candidates:
+        if self.min_box_size > 0:
+            keep = box_ops.remove_small_boxes(cand_boxes, min_size=self.min_box_size)
+            cand_boxes, cand_scores, cand_labels = cand_boxes[keep], cand_scores[keep], cand_labels[keep]
+        if self.max_candidates is not None and cand_scores.numel() > self.max_candidates:
             top = cand_scores.topk(self.max_candidates).indices
             cand_boxes, cand_scores, cand_labels = cand_boxes[top], cand_scores[top], cand_labels[top]
-        if self.nms_method == "nms":
+        if self.nms_method == "nms" and self.nms_style == "mmdet":
+            keep = offset_batched_nms(cand_boxes, cand_scores, cand_labels - 1, self.nms_thresh)
+            new_scores = cand_scores[keep]
+        elif self.nms_method == "nms":
             keep = box_ops.batched_nms(cand_boxes, cand_scores, cand_labels, self.nms_thresh)
             new_scores = cand_scores[keep]
         else:

@@ -16,19 +16,32 @@ Both products are multithreaded sparse-dense kernels in torch. ``S`` reproduces 
 ``[-1, size]`` contribute zero, coordinates clamped at 0 and at the last pixel, and the samples of a
 bin averaged. Levels are assigned by torchvision's ``LevelMapper`` (canonical 224 px at level 4).
 
-The sparse path runs for float32/float64 CPU features with a fixed ``sampling_ratio > 0``; CUDA
-tensors (where torchvision's kernel is fast), other dtypes and the adaptive sampling ratio use
-torchvision's ``MultiScaleRoIAlign`` unchanged. The module has no parameters or buffers, so
-checkpoints are the same either way.
+The sparse path runs for CPU features with a fixed ``sampling_ratio > 0`` and torchvision's
+geometry; CUDA tensors (where torchvision's kernel is fast) use torchvision's ``MultiScaleRoIAlign``
+unchanged. The module has no parameters or buffers, so checkpoints are the same either way.
+
+mmdet 3.x geometry (the ``"mmdet"`` preset) is selected by ``aligned=True`` (half-pixel shifted
+sampling grid, no minimum box size of one feature pixel), ``sampling_ratio=0`` (adaptive:
+``ceil(bin size)`` samples per bin and axis), ``level_mapping="mmdet"`` (level
+``floor(log2(sqrt(wh) / 56 + 1e-6))`` clamped to the available levels, where torchvision adds its
+1e-6 to ``sqrt(wh) / 224``) and explicit ``strides`` (scales ``1 / stride`` instead of ones inferred
+from the feature and image sizes). That path pools each level with ``torchvision.ops.roi_align``.
+
+Low-precision features (bf16/fp16, e.g. under ``torch.autocast("cpu", dtype=torch.bfloat16)``) are
+pooled in float32 on every path and returned in the features' dtype, so the box head sees the same
+dtype it would without this module and the sampling weights keep float32 precision.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
-from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import MultiScaleRoIAlign, roi_align
 from torchvision.ops.poolers import _convert_to_roi_format, _filter_input, _setup_scales
 
 SPARSE_DTYPES = (torch.float32, torch.float64)
+LEVEL_MAPPINGS = ("torchvision", "mmdet")
 
 
 class _SparseGather(torch.autograd.Function):
@@ -127,8 +140,87 @@ def sampling_matrix(
     return rows.expand_as(columns).reshape(-1), columns.reshape(-1), weights.reshape(-1)
 
 
+def mmdet_levels(boxes: torch.Tensor, *, num_levels: int, finest_scale: float = 56.0) -> torch.Tensor:
+    """mmdet's FPN level per box [N, 4]: ``floor(log2(sqrt(w * h) / finest_scale + 1e-6))``, clamped."""
+    scale = torch.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+    levels = torch.floor(torch.log2(scale / finest_scale + 1e-6))
+    levels = torch.nan_to_num(levels, nan=0.0, posinf=num_levels - 1, neginf=0.0)
+    return levels.clamp(min=0, max=num_levels - 1).long()
+
+
 class SparseMultiScaleRoIAlign(MultiScaleRoIAlign):
-    """torchvision's ``MultiScaleRoIAlign`` with the sparse-matrix CPU path described above."""
+    """torchvision's ``MultiScaleRoIAlign`` with the sparse-matrix CPU path described above.
+
+    Args (besides torchvision's ``featmap_names``, ``output_size``, ``sampling_ratio``):
+        aligned: half-pixel aligned sampling (mmdet, detectron2) instead of torchvision's default.
+        level_mapping: ``"torchvision"`` (canonical 224 px box at level 4) or ``"mmdet"``
+            (``finest_scale`` px at the first level).
+        strides: feature strides of the pooled levels (e.g. ``(4, 8, 16, 32)``); ``None`` infers the
+            scales from the feature and image sizes, as torchvision does.
+        finest_scale: mmdet's level-0 box scale.
+    """
+
+    def __init__(
+        self,
+        featmap_names: list[str],
+        output_size: int | tuple[int, int] | list[int],
+        sampling_ratio: int,
+        *,
+        canonical_scale: int = 224,
+        canonical_level: int = 4,
+        aligned: bool = False,
+        level_mapping: str = "torchvision",
+        strides: Sequence[int] | None = None,
+        finest_scale: float = 56.0,
+    ) -> None:
+        super().__init__(
+            featmap_names, output_size, sampling_ratio,
+            canonical_scale=canonical_scale, canonical_level=canonical_level,
+        )
+        if level_mapping not in LEVEL_MAPPINGS:
+            raise ValueError(f"level_mapping must be one of {LEVEL_MAPPINGS}, got {level_mapping!r}")
+        if strides is not None and len(strides) != len(featmap_names):
+            raise ValueError(f"strides {tuple(strides)} need one entry per feature map {featmap_names}")
+        self.aligned = bool(aligned)
+        self.level_mapping = level_mapping
+        self.strides = None if strides is None else tuple(int(s) for s in strides)
+        self.finest_scale = float(finest_scale)
+
+    def _uses_torchvision_geometry(self) -> bool:
+        return not self.aligned and self.level_mapping == "torchvision" and self.strides is None
+
+    def _pool_per_level(
+        self, features: list[torch.Tensor], boxes: list[torch.Tensor], image_shapes: list[tuple[int, int]]
+    ) -> torch.Tensor:
+        """RoIAlign level by level with ``torchvision.ops.roi_align`` (any geometry option)."""
+        if self.strides is not None:
+            scales = [1.0 / s for s in self.strides]
+        else:
+            if self.scales is None:
+                self.scales, self.map_levels = _setup_scales(
+                    features, image_shapes, self.canonical_scale, self.canonical_level
+                )
+            scales = list(self.scales)
+        rois = _convert_to_roi_format(boxes).to(features[0].dtype)
+        if len(features) == 1:
+            levels = torch.zeros(len(rois), dtype=torch.int64, device=rois.device)
+        elif self.level_mapping == "mmdet":
+            levels = mmdet_levels(rois[:, 1:], num_levels=len(features), finest_scale=self.finest_scale)
+        else:
+            if self.map_levels is None:
+                self.scales, self.map_levels = _setup_scales(
+                    features, image_shapes, self.canonical_scale, self.canonical_level
+                )
+            levels = self.map_levels(boxes).clamp(0, len(features) - 1)
+        result = features[0].new_zeros((len(rois), features[0].shape[1], *self.output_size))
+        for level, (feature, scale) in enumerate(zip(features, scales)):
+            index = torch.where(levels == level)[0]
+            if index.numel():
+                result[index] = roi_align(
+                    feature, rois[index], self.output_size, spatial_scale=scale,
+                    sampling_ratio=self.sampling_ratio, aligned=self.aligned,
+                ).to(result.dtype)
+        return result
 
     def forward(
         self,
@@ -136,10 +228,20 @@ class SparseMultiScaleRoIAlign(MultiScaleRoIAlign):
         boxes: list[torch.Tensor],
         image_shapes: list[tuple[int, int]],
     ) -> torch.Tensor:
+        """Pooled features [R, C, P, P] of ``boxes`` (per image, xyxy in resized-image pixels)."""
         features = _filter_input(x, self.featmap_names)
+        input_dtype = features[0].dtype
+        low_precision = input_dtype not in SPARSE_DTYPES
+        if low_precision and features[0].device.type == "cpu":
+            # bf16/fp16 on CPU: pool in float32, hand back the features' dtype
+            with torch.autocast("cpu", enabled=False):
+                full = {name: tensor.float() for name, tensor in x.items() if name in self.featmap_names}
+                pooled = self.forward(full, [b.float() for b in boxes], image_shapes)
+            return pooled.to(input_dtype)
+        if not self._uses_torchvision_geometry():
+            return self._pool_per_level(features, boxes, image_shapes)
         if (
             features[0].device.type != "cpu"
-            or features[0].dtype not in SPARSE_DTYPES
             or self.sampling_ratio <= 0
             or self.output_size[0] != self.output_size[1]
         ):
