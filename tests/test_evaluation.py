@@ -278,8 +278,8 @@ def test_eval_plots_build_from_evaluate_outputs(tmp_path):
     assert list(change.data[0].marker.color) == ["#9e9e9e", "#2ca02c", "#9e9e9e", "#9e9e9e"]
     assert "1 of 4 classes improved" in change.layout.title.text
 
-    bars = plot_range_bars({"baseline": before, "expert": after}, seed={"expert": {"overall": 30.7}})
-    assert [t.name for t in bars.data] == ["baseline", "expert", "expert (seed)"]
+    bars = plot_range_bars({"baseline": before, "expert": after}, talk={"expert": {"overall": 30.7}})
+    assert [t.name for t in bars.data] == ["baseline", "expert", "expert (talk)"]
     assert list(bars.data[1].x) == ["overall", "1-2", "3-5"] and bars.data[1].y[1] == 100.0
     assert bars.data[2].y[0] == 30.7 and bars.data[2].offsetgroup == "expert"
 

@@ -15,6 +15,8 @@ exists at a time.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import re
@@ -60,6 +62,22 @@ class GroundTruthColumns:
     bbox: np.ndarray
     area: np.ndarray
     iscrowd: np.ndarray
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Pause Python's cyclic garbage collector while many small acyclic containers are built.
+
+    Parsing JSON creates a dict and a list per record; with a large ground truth alive, every
+    automatic collection rescans it (measured: parsing 400k results takes 2x longer with it on).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def gt_columns(dataset: Mapping) -> GroundTruthColumns:
@@ -121,6 +139,11 @@ def load_results(path: str | os.PathLike) -> DetectionColumns:
     dicts at a time. A block that does not parse on its own (a ``},`` inside a string) is parsed
     object by object with ``json.JSONDecoder.raw_decode``, which is exact.
     """
+    with gc_paused():
+        return _load_results(path)
+
+
+def _load_results(path: str | os.PathLike) -> DetectionColumns:
     source = str(path)
     parts: list[DetectionColumns] = []
     count = 0

@@ -17,14 +17,20 @@ from typing import Any
 import numpy as np
 
 from o365lib.data import DataValidationError, class_ranks
-from o365lib.evaluation.columns import DetectionColumns, GroundTruthColumns, detection_columns, gt_columns
+from o365lib.evaluation.columns import (
+    DetectionColumns,
+    GroundTruthColumns,
+    detection_columns,
+    gc_paused,
+    gt_columns,
+)
 from o365lib.evaluation.summary import ap_by_rank_range
 
 
 def as_dataset(gt: Any) -> dict:
     """A COCO dict from a path, a dict, or an object with a ``.dataset`` dict (``CocoData``)."""
     if isinstance(gt, (str, os.PathLike)):
-        with open(gt) as f:
+        with open(gt) as f, gc_paused():
             return json.load(f)
     if hasattr(gt, "dataset") and isinstance(gt.dataset, dict):
         return gt.dataset
