@@ -3,7 +3,8 @@
 ``tail_stats`` is the per-class table behind the talk's "class instance distribution" plot,
 ``imbalance_table`` its COCO-vs-Objects365 max/min table with the data set in use added,
 ``subset_by_ranks`` cuts the images of a class-rank range (expert training sets, the tiny
-track) without renumbering anything.
+track) without renumbering anything, ``image_category_ids`` gives the per-image class lists that
+the long-tail samplers work on.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from o365lib.data.ranking import (
     ranks_to_category_ids,
 )
 
-__all__ = ["SEED_IMBALANCE", "example_image_ids", "imbalance_table", "subset_by_ranks", "tail_stats"]
+__all__ = ["TALK_IMBALANCE", "example_image_ids", "image_category_ids", "imbalance_table", "subset_by_ranks",
+           "tail_stats"]
 
 # The talk's table (Objects365 V1 train vs COCO train): max/min training instances per class.
-SEED_IMBALANCE: dict[str, dict[str, int]] = {
+TALK_IMBALANCE: dict[str, dict[str, int]] = {
     "COCO": {"Max #Instance": 262465, "Min #Instance": 198, "Max / Min": 1326},
     "Objects365": {"Max #Instance": 2120895, "Min #Instance": 28, "Max / Min": 75746},
 }
@@ -63,14 +65,15 @@ def imbalance_table(dataset: Any, name: str = "this data") -> pd.DataFrame:
     """The talk's class-imbalance table with ``dataset`` as a third column.
 
     Rows ``"Max #Instance"``, ``"Min #Instance"``, ``"Max / Min"`` (rounded); columns
-    ``"COCO"``, ``"Objects365"`` (the seed's numbers) and ``name``. The minimum is taken over
-    classes with at least one instance (a class with none would make the ratio infinite).
+    ``"COCO"``, ``"Objects365"`` (the numbers of the ByteDance talk, Lu et al. 2019) and ``name``.
+    The minimum is taken over classes with at least one instance (a class with none would make
+    the ratio infinite).
     """
     counts = [n for n in instance_counts(dataset).values() if n > 0]
     if not counts:
         raise ValueError("imbalance_table: the data set has no annotations")
     hi, lo = max(counts), min(counts)
-    columns = dict(SEED_IMBALANCE)
+    columns = dict(TALK_IMBALANCE)
     columns[name] = {"Max #Instance": hi, "Min #Instance": lo, "Max / Min": round(hi / lo)}
     return pd.DataFrame(columns).loc[["Max #Instance", "Min #Instance", "Max / Min"]]
 
@@ -122,3 +125,20 @@ def example_image_ids(dataset: Any, category_ids: Iterable[int], *, per_class: i
         chosen = [iid for iid in candidates if iid not in picked][:per_class]
         picked.extend(chosen)
     return picked
+
+
+def image_category_ids(data: Any) -> list[list[int]]:
+    """Per image, in ``dataset["images"]`` order, the category id of each of its annotations.
+
+    One entry per annotation (repeats kept), so instance-counting samplers see instance counts;
+    set-based ones de-duplicate. ``data`` is a COCO dict or a ``CocoData`` (its ``anns_by_image``
+    index is used when present).
+    """
+    dataset = getattr(data, "dataset", data)
+    anns_by_image = getattr(data, "anns_by_image", None)
+    if anns_by_image is not None:
+        return [[int(ann["category_id"]) for ann in anns_by_image.get(img["id"], [])] for img in dataset["images"]]
+    by_image: dict[Any, list[int]] = {img["id"]: [] for img in dataset["images"]}
+    for ann in dataset.get("annotations", []):
+        by_image.setdefault(ann["image_id"], []).append(int(ann["category_id"]))
+    return [by_image[img["id"]] for img in dataset["images"]]

@@ -1,6 +1,6 @@
 """Training (single process or DDP through torchrun), checkpoints and inference.
 
-- ``DetectionDataset(coco, cache_images=True)``: COCO images + targets for the detector.
+- ``DetectionDataset(coco, cache_images=True)``: re-exported from ``o365lib.data.dataset``.
 - ``TrainConfig`` / ``train(model, dataset, config=..., out_dir=...)`` -> ``TrainResult``.
 - ``predict(model, dataset, batch_size=..., device=...)`` -> COCO results; ``save_results``.
 - ``load_checkpoint(path, model)``: training checkpoint or raw state dict.
@@ -8,7 +8,7 @@
 
 from o365lib.engine.checkpoint import load_checkpoint, load_matching_weights, save_atomic, write_json_atomic
 from o365lib.engine.config import TrainConfig, TrainResult
-from o365lib.engine.dataset import DetectionDataset, collate_detection
+from o365lib.data.dataset import DetectionDataset, collate_detection
 from o365lib.engine.distributed import DistInfo, setup_distributed, teardown_distributed
 from o365lib.engine.inference import detections_to_coco, predict, save_results
 from o365lib.engine.train import TrainingDivergedError, flip_horizontal, train

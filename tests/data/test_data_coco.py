@@ -42,14 +42,14 @@ def _write(tmp_path: Path, data, name: str = "train.json") -> Path:
 def _error(tmp_path: Path, data, **kwargs) -> str:
     path = _write(tmp_path, data)
     with pytest.raises(DataValidationError) as info:
-        load_coco(path, **kwargs)
+        load_coco(path, **{"check_images": "off", **kwargs})
     message = str(info.value)
     assert str(path) in message, message
     return message
 
 
 def test_load_indexes_by_id_and_fills_defaults(tmp_path):
-    data = load_coco(_write(tmp_path, _dataset()))
+    data = load_coco(_write(tmp_path, _dataset()), check_images="off")
     assert data.category_ids == [10, 20, 30]
     assert data.categories[30]["name"] == "okra"
     assert [a["id"] for a in data.anns_by_image[1]] == [1, 2]
@@ -63,15 +63,15 @@ def test_load_indexes_by_id_and_fills_defaults(tmp_path):
 
 def test_image_root_defaults_to_images_folder(tmp_path):
     (tmp_path / "images").mkdir()
-    assert load_coco(_write(tmp_path, _dataset())).image_root == tmp_path / "images"
+    assert load_coco(_write(tmp_path, _dataset()), check_images="off").image_root == tmp_path / "images"
 
 
 def test_shuffled_category_order_maps_by_id(tmp_path):
     train = _dataset()
     val = copy.deepcopy(train)
     val["categories"] = list(reversed(val["categories"]))
-    a = load_coco(_write(tmp_path, train, "train.json"))
-    b = load_coco(_write(tmp_path, val, "val.json"))
+    a = load_coco(_write(tmp_path, train, "train.json"), check_images="off")
+    b = load_coco(_write(tmp_path, val, "val.json"), check_images="off")
     assert a.label_map == b.label_map
     for cid in (10, 20, 30):
         assert a.label_map.to_label(cid) == b.label_map.to_label(cid)
@@ -142,7 +142,7 @@ def test_malformed_bbox(tmp_path):
 def test_box_outside_image_clip_counts(tmp_path):
     data = _dataset()
     data["annotations"][3]["bbox"] = [-5, 70, 30, 30]  # left and bottom edges outside 100x80
-    loaded = load_coco(_write(tmp_path, data), box_policy="clip")
+    loaded = load_coco(_write(tmp_path, data), box_policy="clip", check_images="off")
     ann = loaded.anns_by_image[2][1]
     assert ann["bbox"] == [0.0, 70.0, 25.0, 10.0]
     assert ann["area"] == 250.0
@@ -202,13 +202,38 @@ def _with_images(tmp_path: Path, present: list[str]) -> Path:
     return _write(tmp_path, _dataset())
 
 
-def test_check_images_eager_reports_all_missing(tmp_path):
+@pytest.mark.parametrize("mode", ["quick", "eager", "full"])
+def test_check_images_up_front_reports_all_missing(tmp_path, mode):
     path = _with_images(tmp_path, present=[])
     with pytest.raises(DataValidationError) as info:
-        load_coco(path, check_images="eager")
+        load_coco(path, check_images=mode)
     message = str(info.value)
     assert str(path) in message and "2 of 2 image files missing" in message
     assert "'a.png', 'b.png'" in message and "file_name" in message
+    assert "image id=1: field 'file_name' 'a.png' not found" in message
+    assert "image id=2: field 'file_name' 'b.png' not found" in message
+
+
+def test_quick_is_the_default_and_fails_at_load_time(tmp_path):
+    path = _with_images(tmp_path, present=["a.png"])
+    with pytest.raises(DataValidationError, match=r"1 of 2 image files missing.*'b.png'"):
+        load_coco(path)
+
+
+def test_full_check_compares_the_real_size_with_the_json(tmp_path):
+    path = _with_images(tmp_path, present=["a.png", "b.png"])
+    assert load_coco(path, check_images="quick").image_ids == [1, 2]  # quick: existence only
+    assert load_coco(path, check_images="full").image_ids == [1, 2]
+    Image.new("RGB", (100, 60)).save(tmp_path / "images" / "b.png")  # JSON says 100x80
+    assert load_coco(path, check_images="quick").image_ids == [1, 2]
+    with pytest.raises(DataValidationError) as info:
+        load_coco(path, check_images="full")
+    message = str(info.value)
+    assert str(path) in message and "1 problem" in message
+    assert "image id=2: field 'height' say 100x80 but file" in message and "is 100x60" in message
+    (tmp_path / "images" / "a.png").write_bytes(b"not an image")
+    with pytest.raises(DataValidationError, match=r"image id=1: field 'file_name' .*a\.png is not a readable image"):
+        load_coco(path, check_images="full")
 
 
 def test_check_images_lazy_and_off(tmp_path):
@@ -232,7 +257,7 @@ def test_bad_policy_arguments(tmp_path):
 def test_loader_writes_nothing(tmp_path):
     path = _write(tmp_path, _dataset())
     before = sorted(p.name for p in tmp_path.iterdir())
-    load_coco(path)
+    load_coco(path, check_images="off")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 

@@ -47,7 +47,7 @@ def test_tail_stats_with_a_given_ranking_and_style_column():
         tail_stats(data, ranking={7: 1})
 
 
-def test_imbalance_table_has_seed_numbers_and_this_data():
+def test_imbalance_table_has_the_talks_numbers_and_this_data():
     table = imbalance_table(_dataset(), name="toy")
     assert list(table.index) == ["Max #Instance", "Min #Instance", "Max / Min"]
     assert list(table.columns) == ["COCO", "Objects365", "toy"]

@@ -1,5 +1,6 @@
-"""DetectionDataset on a duck-typed CocoData stand-in (and on the real one)."""
+"""DetectionDataset on a duck-typed CocoData stand-in and on the real one; images checked at first read."""
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from o365lib.engine import DetectionDataset
+from o365lib.data import DataValidationError, DetectionDataset, image_category_ids, load_coco
 
 
 class _Labels:
@@ -63,13 +64,14 @@ def test_items_targets_and_category_lists(tmp_path):
     empty = data[1][1]
     assert empty["boxes"].shape == (0, 4) and empty["labels"].shape == (0,)
     assert data.image_category_ids() == [[40, 12, 12], [], []]
-    assert data.image_size(0) == (20, 30)
+    assert image_category_ids(data.coco.dataset) == [[40, 12, 12], [], []]  # from the COCO dict alone
+    assert not hasattr(data, "image_size")
     assert data.label_map.to_category(2) == 40
 
 
 def test_missing_image_names_file_and_id(tmp_path):
     data = DetectionDataset(_coco(tmp_path))
-    with pytest.raises(FileNotFoundError, match=r"gone\.png \(image id=9\) not found"):
+    with pytest.raises(DataValidationError, match=r"<dataset>: 1 problem: image id=9: field 'file_name' 'gone\.png' not found"):
         data[2]
     with pytest.raises(IndexError):
         data[3]
@@ -83,7 +85,7 @@ def test_cache_keeps_decoded_images(tmp_path):
     (tmp_path / "imgs" / "b.png").unlink()
     assert torch.equal(cached[1][0], first) and first[0, 0, 0].item() == pytest.approx(0.2)
     assert cached.load_uint8(1).dtype == torch.uint8
-    with pytest.raises(FileNotFoundError, match=r"b\.png \(image id=3\)"):
+    with pytest.raises(DataValidationError, match=r"image id=3: field 'file_name' 'b\.png' not found"):
         uncached[1]
 
 
@@ -106,3 +108,40 @@ def test_real_cocodata(tmp_path):
     data = DetectionDataset(real)
     _, target = data[0]
     assert target["labels"].tolist() == [2, 1]  # labels follow sorted category ids: 12 -> 1, 40 -> 2
+
+
+def _write_json(tmp_path, coco) -> str:
+    path = tmp_path / "train.json"
+    categories = [{"id": 12, "name": "a"}, {"id": 40, "name": "b"}, {"id": 99, "name": "c"}]
+    path.write_text(json.dumps({**coco.dataset, "categories": categories}))
+    return path
+
+
+def test_lazy_check_names_json_file_image_and_field(tmp_path):
+    coco = _coco(tmp_path)
+    path = _write_json(tmp_path, coco)
+    data = DetectionDataset(load_coco(path, image_root=tmp_path / "imgs", check_images="lazy"))
+    assert data[0][0].shape == (3, 20, 30)
+    with pytest.raises(DataValidationError) as info:
+        data[2]
+    message = str(info.value)
+    assert message.startswith(str(path)) and "image id=9: field 'file_name' 'gone.png' not found" in message
+    Image.fromarray(np.zeros((10, 12, 3), dtype=np.uint8)).save(tmp_path / "imgs" / "b.png")  # JSON: 10x10
+    with pytest.raises(DataValidationError) as info:
+        data[1]
+    message = str(info.value)
+    assert message.startswith(str(path))
+    assert "image id=3: field 'width' say 10x10 but file" in message and "b.png is 12x10" in message
+    Image.fromarray(np.zeros((10, 10, 3), dtype=np.uint8)).save(tmp_path / "imgs" / "gone.png")
+    (tmp_path / "imgs" / "b.png").write_bytes(b"\x89PNG broken")
+    assert data[2][0].shape == (3, 10, 10)
+    with pytest.raises(DataValidationError, match=r"image id=3: field 'file_name' 'b\.png': cannot decode"):
+        data[1]
+
+
+def test_swapped_size_hints_at_exif_rotation(tmp_path):
+    coco = _coco(tmp_path)
+    Image.fromarray(np.zeros((30, 20, 3), dtype=np.uint8)).save(tmp_path / "imgs" / "a.png")  # JSON: 30x20
+    data = DetectionDataset(load_coco(_write_json(tmp_path, coco), image_root=tmp_path / "imgs", check_images="off"))
+    with pytest.raises(DataValidationError, match=r"image id=7: fields 'width' and 'height' .*EXIF rotation"):
+        data[0]

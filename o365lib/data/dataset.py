@@ -1,12 +1,19 @@
 """``DetectionDataset``: a COCO data set as (image tensor, target) pairs for torchvision detectors.
 
 It reads a ``CocoData`` (``o365lib.data.load_coco``) or anything with the same fields
-(``dataset`` with an "images" list, ``image_root``, ``images``, ``anns_by_image``, ``label_map``),
-keeps the order of ``dataset["images"]`` (so sampler indices are stable), and returns
+(``dataset`` with an "images" list, ``image_root``, ``anns_by_image``, ``label_map``; optionally
+``path`` and ``layout``), keeps the order of ``dataset["images"]`` (so sampler indices are
+stable), and returns
 
 - the image as a float ``[3, H, W]`` tensor in 0..1 (decoded once and cached as uint8 when
   ``cache_images``: 128x128 images cost 48 KiB each, so 3500 of them fit in ~170 MiB);
 - ``{"boxes": [N, 4] xyxy float32, "labels": [N] int64 in 1..K, "image_id": int}``.
+
+Every image is checked against its JSON record when it is first read, whatever the loader's
+``check_images`` was: a missing file, an undecodable file, or a file whose real width/height
+differ from the record's (its boxes were validated against the wrong size) raises a
+:class:`~o365lib.data.validate.DataValidationError` naming the JSON file, the image id and the
+field (``file_name``, ``width``, ``height``).
 
 Crowd annotations (``iscrowd=1``) and boxes without area are not training targets; images without
 annotations give empty targets (pure background images are allowed). No augmentation here: the
@@ -22,19 +29,36 @@ import numpy as np
 import torch
 from PIL import Image
 
+from o365lib.data.images import size_problem
+from o365lib.data.objects365 import relative_image_name
+from o365lib.data.stats import image_category_ids
+from o365lib.data.validate import DataValidationError
+
+__all__ = ["MIN_BOX_SIDE", "DetectionDataset", "collate_detection", "read_image"]
+
 #: Boxes narrower or shorter than this (pixels) are dropped from the training targets.
 MIN_BOX_SIDE = 1e-2
 
 
-def read_image(path: Path, *, image_id: Any) -> torch.Tensor:
-    """An RGB image file as a uint8 ``[3, H, W]`` tensor; errors name the file and the image id."""
+def read_image(path: Path, *, record: dict, source: str = "<dataset>") -> torch.Tensor:
+    """The RGB image of an image ``record`` as a uint8 ``[3, H, W]`` tensor, checked against the record.
+
+    Raises DataValidationError (naming ``source``, the image id and the field) when the file is
+    missing or undecodable (``file_name``) or its size differs from the record (``width``/``height``).
+    """
+    image_id, file_name = record["id"], record["file_name"]
     if not path.is_file():
-        raise FileNotFoundError(f"image file {path} (image id={image_id}) not found")
+        raise DataValidationError(source, [f"image id={image_id}: field 'file_name' {file_name!r} not found "
+                                           f"(looked for {path})"])
     try:
         with Image.open(path) as image:
             array = np.asarray(image.convert("RGB"))
     except Exception as error:  # truncated / not an image
-        raise ValueError(f"cannot decode image file {path} (image id={image_id}): {error}") from error
+        raise DataValidationError(source, [f"image id={image_id}: field 'file_name' {file_name!r}: cannot "
+                                           f"decode {path} ({error})"]) from error
+    problem = size_problem(record, (array.shape[1], array.shape[0]), file=path)
+    if problem:
+        raise DataValidationError(source, [problem])
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
@@ -48,6 +72,9 @@ class DetectionDataset(torch.utils.data.Dataset):
         self.coco = coco
         self.label_map = coco.label_map
         self.image_root = Path(coco.image_root)
+        self.layout = getattr(coco, "layout", "coco")
+        path = getattr(coco, "path", None)
+        self.source = str(path) if path is not None else "<dataset>"
         self.image_records: list[dict] = list(coco.dataset["images"])
         self.image_ids: list[int] = [int(record["id"]) for record in self.image_records]
         self.cache_images = bool(cache_images)
@@ -79,10 +106,14 @@ class DetectionDataset(torch.utils.data.Dataset):
         if cached is not None:
             return cached
         record = self.image_records[index]
-        image = read_image(self.image_root / record["file_name"], image_id=record["id"])
+        image = read_image(self.image_path(index), record=record, source=self.source)
         if self.cache_images:
             self._cache[index] = image
         return image
+
+    def image_path(self, index: int) -> Path:
+        """Where the ``index``-th image lives (``file_name`` mapped through the data's layout)."""
+        return self.image_root / relative_image_name(self.image_records[index]["file_name"], layout=self.layout)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict]:
         if not -len(self) <= index < len(self):
@@ -97,20 +128,8 @@ class DetectionDataset(torch.utils.data.Dataset):
         }
 
     def image_category_ids(self) -> list[list[int]]:
-        """Per image (dataset order) the category id of each of its annotations, for the samplers.
-
-        One entry per annotation (repeats kept, as ``o365lib.longtail.image_category_ids_from_coco``),
-        so instance-counting samplers see instance counts; set-based ones de-duplicate.
-        """
-        return [
-            [int(ann["category_id"]) for ann in self.coco.anns_by_image.get(record["id"], [])]
-            for record in self.image_records
-        ]
-
-    def image_size(self, index: int) -> tuple[int, int]:
-        """(height, width) from the COCO image record (no decoding)."""
-        record = self.image_records[index]
-        return int(record["height"]), int(record["width"])
+        """Per image (dataset order) the category id of each annotation: ``o365lib.data.image_category_ids``."""
+        return image_category_ids(self.coco)
 
 
 def collate_detection(batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
