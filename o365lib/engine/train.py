@@ -38,7 +38,7 @@ from o365lib.engine.checkpoint import (
 )
 from o365lib.engine.config import TrainConfig, TrainResult
 from o365lib.modeling.transfer import load_matching_weights
-from o365lib.engine.dataset import collate_detection
+from o365lib.data.dataset import collate_detection
 from o365lib.engine.distributed import (
     DistInfo,
     all_gather_objects,
