@@ -22,8 +22,7 @@ rank computes the same list and keeps its own strided ``shard`` of it (no commun
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -23,7 +23,13 @@ from o365lib.data.ranking import (
     ranked_category_ids,
     ranks_to_category_ids,
 )
-from o365lib.data.stats import example_image_ids, image_category_ids, imbalance_table, subset_by_ranks, tail_stats
+from o365lib.data.stats import (
+    example_image_ids,
+    image_category_ids,
+    imbalance_table,
+    subset_by_ranks,
+    tail_stats,
+)
 from o365lib.data.validate import DataValidationError, DataWarning, ValidationReport, validate_coco
 
 _TORCH_NAMES = ("DetectionDataset", "collate_detection", "read_image")

@@ -32,7 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from o365lib.data.images import header_size, missing_files, size_problem
-from o365lib.data.objects365 import KNOWN_MISSING, LAYOUTS, detect_layout, known_missing_key, relative_image_name
+from o365lib.data.objects365 import (
+    KNOWN_MISSING,
+    LAYOUTS,
+    detect_layout,
+    known_missing_key,
+    relative_image_name,
+)
 from o365lib.data.ranking import LabelMap
 from o365lib.data.validate import DataValidationError, DataWarning, ValidationReport, validate_coco
 
@@ -86,8 +92,8 @@ class CocoData:
         path = self.image_root / self.relative_name(image_id)
         if must_exist and not path.is_file():
             name = self.images[image_id]["file_name"]
-            raise DataValidationError(self.source, [f"image id={image_id}: field 'file_name' {name!r} not found "
-                                                    f"(looked for {path})"])
+            problem = f"image id={image_id}: field 'file_name' {name!r} not found (looked for {path})"
+            raise DataValidationError(self.source, [problem])
         return path
 
     @classmethod

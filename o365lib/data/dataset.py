@@ -48,14 +48,14 @@ def read_image(path: Path, *, record: dict, source: str = "<dataset>") -> torch.
     """
     image_id, file_name = record["id"], record["file_name"]
     if not path.is_file():
-        raise DataValidationError(source, [f"image id={image_id}: field 'file_name' {file_name!r} not found "
-                                           f"(looked for {path})"])
+        problem = f"image id={image_id}: field 'file_name' {file_name!r} not found (looked for {path})"
+        raise DataValidationError(source, [problem])
     try:
         with Image.open(path) as image:
             array = np.asarray(image.convert("RGB"))
     except Exception as error:  # truncated / not an image
-        raise DataValidationError(source, [f"image id={image_id}: field 'file_name' {file_name!r}: cannot "
-                                           f"decode {path} ({error})"]) from error
+        problem = f"image id={image_id}: field 'file_name' {file_name!r}: cannot decode {path} ({error})"
+        raise DataValidationError(source, [problem]) from error
     problem = size_problem(record, (array.shape[1], array.shape[0]), file=path)
     if problem:
         raise DataValidationError(source, [problem])

@@ -43,8 +43,8 @@ __all__ = [
     "detect_layout",
     "known_missing_key",
     "normalize_class_name",
-    "release_of",
     "relative_image_name",
+    "release_of",
 ]
 
 LAYOUTS = ("coco", "objects365_v2")

@@ -6,9 +6,9 @@
 - ``load_checkpoint(path, model)``: training checkpoint or raw state dict.
 """
 
+from o365lib.data.dataset import DetectionDataset, collate_detection
 from o365lib.engine.checkpoint import load_checkpoint, load_matching_weights, save_atomic, write_json_atomic
 from o365lib.engine.config import TrainConfig, TrainResult
-from o365lib.data.dataset import DetectionDataset, collate_detection
 from o365lib.engine.distributed import DistInfo, setup_distributed, teardown_distributed
 from o365lib.engine.inference import detections_to_coco, predict, save_results
 from o365lib.engine.train import TrainingDivergedError, flip_horizontal, train

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from o365lib.engine.checkpoint import write_json_atomic
 from o365lib.data.dataset import DetectionDataset
+from o365lib.engine.checkpoint import write_json_atomic
 
 
 def detections_to_coco(detections: dict[str, torch.Tensor], *, image_id: int, label_map) -> list[dict]:
