@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from o365lib.tta.soft_nms import soft_nms
+from o365lib.ops import soft_nms
 from o365lib.tta.wbf import batched_weighted_boxes_fusion, weighted_boxes_fusion
 
 SOFT = {"method": "gaussian", "iou_threshold": 0.5, "sigma": 0.5, "score_threshold": 0.001}
@@ -152,13 +152,18 @@ def bench_soft_nms(images, *, device, per_image_n, labels):
     }
 
 
-def _speed_record(eb_s: float, ours_one_s: float, ours_batch_s: float, *, images: int,
-                  one_call_images: int) -> dict:
+def _speed_record(
+    eb_s: float, ours_one_s: float, ours_batch_s: float, *, images: int, one_call_images: int
+) -> dict:
     """ms per image of ensemble-boxes and of ours (per-image calls, one batched call), and the ratios."""
     eb, one, batch = eb_s / images, ours_one_s / one_call_images, ours_batch_s / images
-    return {"ensemble_boxes_ms_per_image": 1e3 * eb, "ours_per_image_call_ms_per_image": 1e3 * one,
-            "ours_batched_ms_per_image": 1e3 * batch, "speedup_per_image_call": eb / one,
-            "speedup_batched": eb / batch}
+    return {
+        "ensemble_boxes_ms_per_image": 1e3 * eb,
+        "ours_per_image_call_ms_per_image": 1e3 * one,
+        "ours_batched_ms_per_image": 1e3 * batch,
+        "speedup_per_image_call": eb / one,
+        "speedup_batched": eb / batch,
+    }
 
 
 def _eb_soft():

@@ -1,10 +1,15 @@
-"""Soft-NMS (Bodla et al. 2017), per class, vectorised over classes, in torch.
+"""Soft-NMS (Bodla et al. 2017), per class: a numba kernel on CPU, vectorised torch elsewhere.
 
 Soft-NMS keeps every box but decays the score of each box by its overlap with the
 boxes selected before it: repeatedly pick the box with the highest current score,
 then multiply the remaining scores of its class by ``exp(-iou**2 / sigma)``
 (gaussian) or by ``1 - iou`` where ``iou > iou_threshold`` (linear).  A box is kept
 if its score at the time it was selected is above ``score_threshold``.
+
+Two backends (:mod:`o365lib.ops.backend`) give the same result.  On CPU the default is one
+compiled loop (:mod:`o365lib.ops.soft_nms_numba`): one image of a few hundred boxes costs tens
+of microseconds, so calling once per image (how ensemble-boxes is used) is fast.  The torch
+backend below runs on any device:
 
 The algorithm is sequential within a class, but classes are independent.  Instead
 of looping over classes and boxes in Python (what ensemble-boxes does), the
@@ -29,17 +34,16 @@ on the decayed score, applied at the end.  Differences (documented, tested):
   coordinates (pixels too), order each box's corners, and give zero-area boxes IoU 0.
 * among exactly tied current scores we pick the lowest input index; ensemble-boxes'
   in-place swaps can pick another tied box (same kept set and score multiset).
+* outputs are sorted by decayed score, ties by input index (ensemble-boxes: by label).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 
-__all__ = ["box_iou_matrix", "one_cpu_thread", "serial_on_cpu", "soft_nms"]
+from o365lib.ops.backend import one_cpu_thread, resolve_backend
+
+__all__ = ["box_iou_matrix", "soft_nms"]
 
 _METHODS = ("gaussian", "linear")
 # Elements of one bucket's decay matrices [G, n, n] (float64): 32 MB.
@@ -50,39 +54,6 @@ _EARLY_STOP_EVERY = 8
 # measured on CPU: one step (3 small ops) ~ 400 elements, a bucket's set-up ~ 3000.
 _STEP_COST = 400
 _BUCKET_COST = 3000
-
-
-@contextmanager
-def one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """Run many small CPU ops on one intra-op thread, then restore the setting.
-
-    Soft-NMS and WBF are hundreds of small kernels; some (e.g. ``max(dim=...)``) enter OpenMP
-    regions whatever their size, and with 2+ threads on a busy machine each such region can
-    wait milliseconds for a descheduled worker.  Measured on the shared 2-core machine (load
-    3-6): a [70, 62] ``max`` went from 15 us to over 1 ms; soft-NMS per image 2.1 ms with one
-    thread vs 18.5 ms with two, WBF 1000 images batched 2.0 vs 4.7 ms per image.
-    """
-    previous = torch.get_num_threads()
-    if device.type != "cpu" or previous == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def serial_on_cpu(fn):
-    """Decorator: run ``fn(boxes, ...)`` under :func:`one_cpu_thread` for ``boxes``' device."""
-
-    @functools.wraps(fn)
-    def wrapper(boxes, *args, **kwargs):
-        device = boxes.device if isinstance(boxes, torch.Tensor) else torch.device("cpu")
-        with one_cpu_thread(device):
-            return fn(boxes, *args, **kwargs)
-
-    return wrapper
 
 
 def box_iou_matrix(boxes: torch.Tensor) -> torch.Tensor:
@@ -130,8 +101,6 @@ def _validate(boxes, scores, labels, iou_threshold, sigma, method, score_thresho
         raise ValueError(f"soft_nms: score_threshold must be >= 0, got {score_threshold}")
     if labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise ValueError(f"soft_nms: labels must be an integer tensor, got {labels.dtype}")
-    if torch.isnan(scores).any() or torch.isnan(boxes).any():
-        raise ValueError("soft_nms: boxes or scores contain NaN")
 
 
 def _buckets(sizes: list[int], budget: int) -> list[tuple[int, int]]:
@@ -210,7 +179,6 @@ def _run_bucket(boxes, scores, index, sizes, *, method, iou_threshold, sigma, sc
     return index[rows, cols], vals
 
 
-@serial_on_cpu
 def soft_nms(
     boxes: torch.Tensor,
     scores: torch.Tensor,
@@ -220,6 +188,7 @@ def soft_nms(
     sigma: float = 0.5,
     method: str = "gaussian",
     score_threshold: float = 0.001,
+    backend: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-class soft-NMS.
 
@@ -229,18 +198,64 @@ def soft_nms(
             dropped up front (exact: they could only decay boxes selected after them, which are
             below the threshold too).
         labels: ``[N]`` integer class (or group) ids; soft-NMS runs independently per id. Use
-            ``image_index * num_classes + label`` to process many images in one fast call.
+            ``image_index * num_classes + label`` to process many images in one call.
         iou_threshold: linear method only: decay ``1 - iou`` applies where ``iou > iou_threshold``.
         sigma: gaussian method only: decay ``exp(-iou**2 / sigma)``.
         method: ``"gaussian"`` or ``"linear"``.
         score_threshold: keep boxes whose decayed score is ``> score_threshold`` (must be >= 0).
+        backend: ``"auto"`` (numba on CPU when installed, else torch), ``"numba"`` or ``"torch"``.
 
     Returns:
         ``(keep, new_scores)``: int64 indices into the input, sorted by decayed score descending
-        (ties keep group-size, then selection order), and the decayed scores (dtype of ``scores``).
-        Computation is float64 on the input device.
+        (ties: lower input index first), and the decayed scores (dtype of ``scores``), on the
+        input device. Computation is float64.
     """
     _validate(boxes, scores, labels, iou_threshold, sigma, method, score_threshold)
+    device = boxes.device
+    if resolve_backend(backend, device, caller="soft_nms") == "numba":
+        from o365lib.ops.soft_nms_numba import soft_nms_arrays  # lazy: numba loads in ~0.2 s
+
+        keep, new = soft_nms_arrays(
+            _as_numpy(boxes),
+            _as_numpy(scores),
+            labels.numpy(),
+            method=method,
+            iou_threshold=iou_threshold,
+            sigma=sigma,
+            score_threshold=score_threshold,
+            candidate_threshold=_in_dtype_of(scores, score_threshold),
+        )
+        return torch.from_numpy(keep), torch.from_numpy(new).to(scores.dtype)
+    if torch.isnan(scores).any() or torch.isnan(boxes).any():
+        raise ValueError("soft_nms: boxes or scores contain NaN")
+    with one_cpu_thread(device):
+        return _soft_nms_torch(
+            boxes,
+            scores,
+            labels,
+            iou_threshold=iou_threshold,
+            sigma=sigma,
+            method=method,
+            score_threshold=score_threshold,
+        )
+
+
+def _in_dtype_of(scores: torch.Tensor, value: float) -> float:
+    """``value`` as ``scores > value`` sees it: rounded to the comparison dtype (float32: 0.001
+    becomes 0.0010000000475, so a float32 score of 0.001 is not above it)."""
+    if scores.dtype == torch.float64:
+        return value
+    return float(torch.tensor(value, dtype=torch.result_type(scores, value)))
+
+
+def _as_numpy(x: torch.Tensor):
+    """A CPU tensor's values as a numpy array (bfloat16, which numpy lacks, via float64)."""
+    x = x.detach()
+    return (x.double() if x.dtype == torch.bfloat16 else x).numpy()
+
+
+def _soft_nms_torch(boxes, scores, labels, *, iou_threshold, sigma, method, score_threshold):
+    """The torch backend of :func:`soft_nms` (arguments checked)."""
     device = boxes.device
     empty = (torch.zeros(0, dtype=torch.int64, device=device), scores.new_zeros(0))
     candidates = torch.nonzero(scores > score_threshold).flatten()
@@ -295,6 +310,8 @@ def soft_nms(
     idx = torch.cat(kept_idx)
     vals = torch.cat(kept_vals)
     ok = (vals > score_threshold) & (idx >= 0)
-    idx, vals = idx[ok], vals[ok]
+    keep, vals = candidates[idx[ok]], vals[ok]
+    by_index = torch.argsort(keep)  # ties in score: lower input index first
+    keep, vals = keep[by_index], vals[by_index]
     order = torch.argsort(vals, descending=True, stable=True)
-    return candidates[idx[order]], vals[order].to(scores.dtype)
+    return keep[order], vals[order].to(scores.dtype)
