@@ -72,5 +72,6 @@ def size_problem(record: dict, actual: tuple[int, int], *, file: str | Path) -> 
         return None
     fields = " and ".join(f"'{key}'" for key in wrong)
     hint = " (swapped: EXIF rotation?)" if (float(record["width"]), float(record["height"])) == (height, width) else ""
-    return (f"image id={record['id']}: field{'s' if len(wrong) > 1 else ''} {fields} say "
+    verb = "say" if len(wrong) > 1 else "says"
+    return (f"image id={record['id']}: field{'s' if len(wrong) > 1 else ''} {fields} {verb} "
             f"{record['width']:g}x{record['height']:g} but file {file} is {width}x{height}{hint}")

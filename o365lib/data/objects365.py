@@ -40,6 +40,7 @@ from pathlib import Path
 __all__ = [
     "KNOWN_MISSING",
     "LAYOUTS",
+    "class_name_issue",
     "detect_layout",
     "known_missing_key",
     "normalize_class_name",
@@ -132,3 +133,14 @@ def normalize_class_name(name: str) -> str:
     text = re.sub(r"\s+", " ", str(name)).strip().lower()
     text = re.sub(r"\s*/\s*", "/", text)
     return re.sub(r"[a-z]+", lambda m: _TYPOS.get(m.group(0), m.group(0)), text)
+
+
+def class_name_issue(name: str) -> str | None:
+    """What is odd about a class name as given ("stray spaces", "known typo"), or None."""
+    issues = []
+    if name != " ".join(name.split()):
+        issues.append("stray spaces")
+    plain = re.sub(r"\s*/\s*", "/", " ".join(name.split()).lower())
+    if normalize_class_name(name) != plain:
+        issues.append("known typo")
+    return " and ".join(issues) or None

@@ -230,7 +230,7 @@ def test_full_check_compares_the_real_size_with_the_json(tmp_path):
         load_coco(path, check_images="full")
     message = str(info.value)
     assert str(path) in message and "1 problem" in message
-    assert "image id=2: field 'height' say 100x80 but file" in message and "is 100x60" in message
+    assert "image id=2: field 'height' says 100x80 but file" in message and "is 100x60" in message
     (tmp_path / "images" / "a.png").write_bytes(b"not an image")
     with pytest.raises(DataValidationError, match=r"image id=1: field 'file_name' .*a\.png is not a readable image"):
         load_coco(path, check_images="full")

@@ -131,7 +131,7 @@ def test_lazy_check_names_json_file_image_and_field(tmp_path):
         data[1]
     message = str(info.value)
     assert message.startswith(str(path))
-    assert "image id=3: field 'width' say 10x10 but file" in message and "b.png is 12x10" in message
+    assert "image id=3: field 'width' says 10x10 but file" in message and "b.png is 12x10" in message
     Image.fromarray(np.zeros((10, 10, 3), dtype=np.uint8)).save(tmp_path / "imgs" / "gone.png")
     (tmp_path / "imgs" / "b.png").write_bytes(b"\x89PNG broken")
     assert data[2][0].shape == (3, 10, 10)
