@@ -47,17 +47,32 @@ CONF_TYPES = ("avg", "max", "box_and_model_avg", "absent_model_aware_avg")
 
 
 def _to_numpy(x, dtype, name: str) -> np.ndarray:
-    """A tensor, array or (nested) list as a numpy array of ``dtype`` (labels: floats truncated)."""
+    """A tensor, array or (nested) list as a numpy array of ``dtype`` (labels: floats truncated;
+    ``None``: keep the dtype)."""
     if isinstance(x, torch.Tensor):
         x = x.detach()
         x = (x.double() if x.dtype == torch.bfloat16 else x).cpu().numpy()
     try:
         arr = np.asarray(x)
+        if dtype is None:
+            return arr
         if dtype is np.int64 and arr.dtype.kind == "f":
             arr = arr.astype(np.float64)  # ensemble-boxes: int(label), truncation
         return arr.astype(dtype, copy=False)
     except (TypeError, ValueError) as err:
         raise TypeError(f"weighted_boxes_fusion: cannot convert {name} to an array: {err}") from None
+
+
+def _threshold_as_compared(threshold: float, scores) -> float:
+    """``threshold`` as ``scores >= threshold`` sees it, in float64: rounded to a float32 (or
+    float16) scores' dtype, as numpy and torch compare (ensemble-boxes keeps a float32 score
+    of 0.7 at ``skip_box_thr=0.7``: float32(0.7) < 0.7 in float64, not in float32)."""
+    if isinstance(scores, torch.Tensor):
+        if scores.dtype == torch.float64:
+            return threshold
+        return float(torch.tensor(threshold, dtype=torch.result_type(scores, threshold)))
+    dtype = np.asarray(scores).dtype
+    return float(dtype.type(threshold)) if dtype.kind == "f" else threshold
 
 
 def _check_options(weights, num_models: int, conf_type: str, iou_threshold: float) -> np.ndarray:
@@ -96,7 +111,8 @@ def weighted_boxes_fusion(
         labels_list: per model, ``[n_m]`` integer labels (floats holding integers are accepted).
         weights: per-model weights (> 0); default all 1.
         iou_threshold: a box joins a cluster when IoU with its fused box is ``> iou_threshold``.
-        skip_box_threshold: boxes with ``score < skip_box_threshold`` are ignored.
+        skip_box_threshold: boxes with ``score < skip_box_threshold`` are ignored (compared in
+            the scores' dtype, like ensemble-boxes: a float32 0.7 is kept at 0.7).
         conf_type: one of :data:`CONF_TYPES`.
         clip_scores: cap fused scores at 1 (the 'avg' + weights overflow); default parity mode.
         allow_overflow: ensemble-boxes' ``allows_overflow`` for 'avg' (``n`` instead of
@@ -118,7 +134,7 @@ def weighted_boxes_fusion(
     boxes, scores, labels = [], [], []
     for m, (b, s, lab) in enumerate(zip(boxes_list, scores_list, labels_list)):
         b = _to_numpy(b, np.float64, f"boxes_list[{m}]").reshape(-1, 4)
-        s = _to_numpy(s, np.float64, f"scores_list[{m}]").reshape(-1)
+        s = _to_numpy(s, None, f"scores_list[{m}]").reshape(-1)
         lab = _to_numpy(lab, np.int64, f"labels_list[{m}]").reshape(-1)
         if not (b.shape[0] == s.size == lab.size):
             raise ValueError(
@@ -128,6 +144,13 @@ def weighted_boxes_fusion(
         boxes.append(b)
         scores.append(s)
         labels.append(lab)
+    # skip low scores comparing in each model's score dtype, as ensemble-boxes does
+    skip = {_threshold_as_compared(skip_box_threshold, s) for s in scores}
+    if len(skip) > 1:  # mixed dtypes: filter per model here
+        kept = [s >= skip_box_threshold for s in scores]
+        boxes, scores, labels = ([x[k] for x, k in zip(xs, kept)] for xs in (boxes, scores, labels))
+        skip = {-np.inf}
+    scores = [_to_numpy(s, np.float64, "scores") for s in scores]
     model_ids = np.repeat(np.arange(len(boxes)), [s.size for s in scores])
     out = _fuse(
         np.concatenate(boxes),
@@ -139,7 +162,7 @@ def weighted_boxes_fusion(
         num_models=len(boxes_list),
         weights=weights,
         iou_threshold=iou_threshold,
-        skip_box_threshold=skip_box_threshold,
+        skip_box_threshold=skip.pop(),
         conf_type=conf_type,
         clip_scores=clip_scores,
         allow_overflow=allow_overflow,
@@ -190,7 +213,7 @@ def batched_weighted_boxes_fusion(
         num_models=num_models,
         weights=weights,
         iou_threshold=iou_threshold,
-        skip_box_threshold=skip_box_threshold,
+        skip_box_threshold=_threshold_as_compared(skip_box_threshold, scores),
         conf_type=conf_type,
         clip_scores=clip_scores,
         allow_overflow=allow_overflow,

@@ -10,7 +10,9 @@ Arithmetic replays ensemble-boxes 1.0.9 ``weighted_boxes_fusion`` operation by o
 its fused box is a *float32* accumulator of ``s * w * coordinate`` (numpy adds in float64,
 then rounds into the float32 array) divided by the float64 score sum and rounded to float32;
 a merged cluster stores its score and weight sum as float32, a singleton keeps float64
-values.  IoU against the current fused box uses its expression order.  The torch backend
+values.  IoU against the current fused box uses its expression order.  Even its NaN case is
+replayed: a cluster whose members all score 0 has a 0 / 0 = NaN fused box, and numpy's
+``argmax`` then matches the label's next box to it whatever the overlap.  The torch backend
 (:mod:`o365lib.tta.wbf_torch`) does the same roundings, so the backends agree.
 """
 
@@ -44,7 +46,7 @@ def _prefilter(boxes, scores, skip_box_threshold):
     return kept[:k], b
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")  # 0 / 0 is NaN, as in numpy
 def _kernel(boxes, scores, labels, model_ids, image_ids, weights, iou_threshold, skip_box_threshold,
             conf_code, allow_overflow, clip_scores):  # fmt: skip
     num_models = weights.shape[0]
@@ -71,7 +73,10 @@ def _kernel(boxes, scores, labels, model_ids, image_ids, weights, iou_threshold,
         if j == 0 or labels[i] != c_label[nc - 1] or image_ids[i] != c_image[nc - 1]:
             first = nc
         best, best_iou = -1, -np.inf
-        for c in range(first, nc):  # first arg-max of IoU with the current fused boxes
+        for c in range(first, nc):  # np.argmax of IoU with the current fused boxes
+            if np.isnan(rep[c, 4]):  # np.argmax takes the first NaN, and NaN <= thr is False
+                best, best_iou = c, np.inf
+                break
             xa = max(rep[c, 0], b[i, 0])
             ya = max(rep[c, 1], b[i, 1])
             xb = min(rep[c, 2], b[i, 2])

@@ -204,6 +204,11 @@ def _fuse_groups(
         iou.masked_fill_(steps[None, :t] >= nc[:, None], -1.0)
         best, best_idx = iou.max(dim=1)
         join = best > iou_threshold
+        nan = torch.isnan(iou)  # a NaN fused box (members all score 0): np.argmax picks it, joins
+        if bool(nan.any()):
+            has_nan = nan.any(dim=1)
+            best_idx = torch.where(has_nan, nan.to(torch.uint8).argmax(dim=1), best_idx)
+            join = join | has_nan
         slot = st + torch.where(join, best_idx, nc)
         nc += ~join
         state.index_add_(0, slot, add_sm[lo:hi])

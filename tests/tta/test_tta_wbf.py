@@ -1,16 +1,21 @@
-"""weighted_boxes_fusion against ensemble-boxes 1.0.9, the score overflow fix, batching."""
+"""weighted_boxes_fusion: both backends, per image and batched, against ensemble-boxes 1.0.9.
+
+Our WBF replays ensemble-boxes' float32 roundings, so outputs are compared exactly (as
+float32 rows: its float64 scores rounded like ours).
+"""
 
 import warnings
 
+import ensemble_boxes as eb
 import numpy as np
 import pytest
 import torch
 
 from o365lib.tta import CONF_TYPES, batched_weighted_boxes_fusion, weighted_boxes_fusion
+from tests.tta.fusion_cases import detections, rows
 
-eb = pytest.importorskip("ensemble_boxes")
-
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+BACKENDS = [("numba", "cpu"), ("torch", "cpu")] + ([("torch", "cuda")] if torch.cuda.is_available() else [])
+SETTINGS = [(0.55, 0.0, None), (0.4, 0.2, [1.0, 2.5, 0.7]), (0.7, 0.05, [3.0, 1.0, 1.0])]
 
 
 def random_models(seed, num_models, max_boxes=50, num_labels=4):
@@ -27,57 +32,132 @@ def random_models(seed, num_models, max_boxes=50, num_labels=4):
     return boxes, scores, labels
 
 
-def rows(boxes, scores, labels):
-    """(label, score, box) rows sorted, to compare independently of tie order."""
-    to_np = lambda x: x.cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    r = np.concatenate([to_np(labels)[:, None], to_np(scores)[:, None], to_np(boxes)], 1).astype(np.float64)
-    return r[np.lexsort(r.T[::-1])]
-
-
 def eb_wbf(*args, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return eb.weighted_boxes_fusion(*args, **kw)
 
 
-def assert_rows_close(got, expected):
-    assert got.shape == expected.shape
-    assert np.array_equal(got[:, 0], expected[:, 0])
-    np.testing.assert_allclose(got[:, 1], expected[:, 1], atol=1e-5)
-    np.testing.assert_allclose(got[:, 2:], expected[:, 2:], atol=1e-4)
+def ours(boxes, scores, labels, *, backend="numba", device="cpu", **kw):
+    out = weighted_boxes_fusion(
+        [torch.as_tensor(b, device=device) for b in boxes],
+        [torch.as_tensor(s, device=device) for s in scores],
+        [torch.as_tensor(lab, device=device) for lab in labels],
+        backend=backend,
+        **kw,
+    )
+    assert all(x.device.type == device for x in out)
+    assert out[0].dtype == out[1].dtype == torch.float32 and out[2].dtype == torch.int64
+    assert bool((out[1][:-1] >= out[1][1:]).all())
+    return out
 
 
-@pytest.mark.parametrize("device", DEVICES)
+def assert_equal_to_ensemble_boxes(got, expected):
+    assert len(expected[0]) == len(got[0])
+    np.testing.assert_array_equal(rows(*got), rows(*expected))
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
 @pytest.mark.parametrize("conf_type", CONF_TYPES)
 @pytest.mark.parametrize("seed", range(5))
-def test_matches_ensemble_boxes(device, conf_type, seed):
+def test_matches_ensemble_boxes(backend, device, conf_type, seed):
     boxes, scores, labels = random_models(seed, num_models=1 + seed % 3)
-    weights = [1.0, 2.5, 0.7][: len(boxes)] if seed % 2 else None
-    iou_thr, skip = [(0.55, 0.0), (0.4, 0.2), (0.7, 0.05)][seed % 3]
-    expected = eb_wbf(
-        boxes, scores, labels, weights=weights, iou_thr=iou_thr, skip_box_thr=skip, conf_type=conf_type
-    )
-    got = weighted_boxes_fusion(
-        [torch.tensor(b, device=device) for b in boxes],
-        [torch.tensor(s, device=device) for s in scores],
-        [torch.tensor(lab, device=device) for lab in labels],
-        weights=weights,
-        iou_threshold=iou_thr,
-        skip_box_threshold=skip,
-        conf_type=conf_type,
-    )
-    assert got[0].device.type == device
-    assert bool((got[1][:-1] >= got[1][1:]).all())
+    iou_thr, skip, weights = SETTINGS[seed % 3]
+    weights = weights[: len(boxes)] if weights else None
+    kw = {"weights": weights, "conf_type": conf_type}
+    expected = eb_wbf(boxes, scores, labels, iou_thr=iou_thr, skip_box_thr=skip, **kw)
     assert len(expected[0]) > 0
-    assert_rows_close(rows(*got), rows(*expected))
+    got = ours(boxes, scores, labels, backend=backend, device=device, iou_threshold=iou_thr,
+               skip_box_threshold=skip, **kw)  # fmt: skip
+    assert_equal_to_ensemble_boxes(got, expected)
+
+
+@pytest.mark.parametrize("conf_type", CONF_TYPES)
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+def test_per_image_equals_batched_equals_ensemble_boxes(conf_type, ties):
+    """Four images of three models: per-image calls and one batched call, both backends agree
+    exactly (order included); ensemble-boxes agrees on the rows."""
+    # ties: scores snap to multiples of 0.05 (some to 0: NaN boxes, see test_zero_scores...);
+    # ensemble-boxes' unstable sort visits ties in another order, so it is compared without ties
+    images = [detections(seed, num_models=3, num_boxes=100, num_labels=8, ties=ties) for seed in range(4)]
+    weights = None if ties else [1.0, 2.5, 0.7]  # ties in s*w need equal weights
+    kw = {"weights": weights, "conf_type": conf_type, "iou_threshold": 0.55}
+    per_image = {b: [ours(*zip(*im), backend=b, **kw) for im in images] for b in ("numba", "torch")}
+    flat = [torch.from_numpy(np.concatenate([m[k] for im in images for m in im])) for k in range(3)]
+    model_ids = torch.cat([torch.full((len(m[1]),), j) for im in images for j, m in enumerate(im)])
+    image_ids = torch.cat([torch.full((len(m[1]),), 10 + i) for i, im in enumerate(images) for m in im])
+    for backend in ("numba", "torch"):
+        fb, fs, fl, fi = batched_weighted_boxes_fusion(
+            *flat, model_ids=model_ids, image_ids=image_ids, num_models=3, backend=backend, **kw
+        )
+        assert fi.tolist() == sorted(fi.tolist())
+        for i, im in enumerate(images):
+            sel = fi == 10 + i
+            for other in ("numba", "torch"):
+                for a, b in zip((fb[sel], fs[sel], fl[sel]), per_image[other][i]):
+                    torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+    for im, got in zip(images if not ties else [], per_image["numba"]):
+        boxes, scores, labels = zip(*im)
+        expected = eb_wbf(list(boxes), list(scores), list(labels), weights=weights, conf_type=conf_type)
+        assert_equal_to_ensemble_boxes(got, expected)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+@pytest.mark.parametrize("conf_type", CONF_TYPES)
+def test_duplicated_models_tie_like_ensemble_boxes(backend, device, conf_type):
+    """Exact duplicates tie in s*w; whichever is visited first, the fusion is the same."""
+    (b0, s0, l0), (b1, s1, l1) = detections(5, num_models=2, num_boxes=120, num_labels=6)
+    boxes, scores, labels = [b0, b0, b1], [s0, s0, s1], [l0, l0, l1]
+    expected = eb_wbf(boxes, scores, labels, conf_type=conf_type)
+    got = ours(boxes, scores, labels, backend=backend, device=device, conf_type=conf_type)
+    assert_equal_to_ensemble_boxes(got, expected)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_zero_scores_replay_the_nan_box(backend, device):
+    """Two 0-score boxes fuse into 0 / 0 = NaN coordinates in ensemble-boxes; np.argmax then
+    matches the label's next box (here a negative score) to that cluster, however far away."""
+    boxes = [
+        np.array([[0.1, 0.1, 0.3, 0.3], [0.6, 0.6, 0.9, 0.9], [0.5, 0.1, 0.7, 0.3]]),
+        np.array([[0.1, 0.1, 0.3, 0.3]]),
+    ]
+    scores, labels = [np.array([0.0, 0.5, -0.1]), np.array([0.0])], [np.array([1, 1, 1]), np.array([1])]
+    expected = eb_wbf(boxes, scores, labels, skip_box_thr=-1.0)
+    got = ours(boxes, scores, labels, backend=backend, device=device, skip_box_threshold=-1.0)
+    assert_equal_to_ensemble_boxes(got, expected)
+    assert len(got[0]) == 2  # not 3: the far box joined the NaN cluster
+    got = ours(boxes[:1], scores[:1], labels[:1], backend=backend, device=device, skip_box_threshold=-1.0)
+    assert len(got[0]) == 3  # without the duplicate 0-score box there is no NaN cluster
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_degenerate_inputs(backend, device):
+    kw = {"backend": backend, "device": device}
+    empty = [np.zeros((0, 4))], [np.zeros(0)], [np.zeros(0)]
+    b, s, lab = ours(*empty, **kw)
+    assert b.shape == (0, 4) and s.numel() == 0 and lab.numel() == 0
+    one = [np.array([[0.1, 0.1, 0.2, 0.2]])], [np.array([0.5])], [np.array([7])]
+    b, s, lab = ours(*one, **kw)
+    assert (
+        b[0].tolist() == pytest.approx([0.1, 0.1, 0.2, 0.2]) and s.tolist() == [0.5] and lab.tolist() == [7]
+    )
+    b, s, lab = ours(*one, skip_box_threshold=0.6, **kw)  # everything skipped
+    assert b.shape == (0, 4) and s.numel() == 0
+    # a model without boxes next to others; all boxes of one label
+    boxes, scores, labels = random_models(8, num_models=3, max_boxes=60, num_labels=1)
+    boxes[1], scores[1], labels[1] = np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0)
+    for conf_type in CONF_TYPES:
+        expected = eb_wbf(boxes, scores, labels, conf_type=conf_type)
+        assert_equal_to_ensemble_boxes(ours(boxes, scores, labels, conf_type=conf_type, **kw), expected)
 
 
 def test_allow_overflow_and_numpy_inputs_match():
     boxes, scores, labels = random_models(7, num_models=3)
     for overflow in (False, True):
         expected = eb_wbf(boxes, scores, labels, allows_overflow=overflow)
-        got = weighted_boxes_fusion(boxes, scores, labels, allow_overflow=overflow)
-        assert_rows_close(rows(*got), rows(*expected))
+        for backend in ("numba", "torch"):
+            got = weighted_boxes_fusion(boxes, scores, labels, allow_overflow=overflow, backend=backend)
+            assert_equal_to_ensemble_boxes(got, expected)
 
 
 def test_hand_computed_fusion_and_clip_scores():
@@ -88,23 +168,17 @@ def test_hand_computed_fusion_and_clip_scores():
     b, s, _lab = weighted_boxes_fusion(boxes, scores, labels, weights=[2, 1])
     # avg: mean(s*w) * min(2 models, 3 boxes) / sum(w) = (1.8 + 1.8 + 0.6) / 3 * 2 / 3
     assert s.tolist() == pytest.approx([4.2 / 3 * 2 / 3], abs=1e-6)
-    assert s.item() > 0.9  # not > 1 here; the overflow needs a heavier model:
-    _eb_b, eb_s, _ = eb_wbf(boxes, scores, labels, weights=[2, 1])
-    assert eb_s.tolist() == pytest.approx(s.tolist(), abs=1e-6)
     # fused box = (s*w)-weighted mean of the members
-    expected_x1 = (1.8 * 0.1 + 1.8 * 0.1 + 0.6 * 0.12) / 4.2
-    assert b[0, 0].item() == pytest.approx(expected_x1, abs=1e-6)
+    assert b[0, 0].item() == pytest.approx((1.8 * 0.1 + 1.8 * 0.1 + 0.6 * 0.12) / 4.2, abs=1e-6)
     # overflow: weights (3, 1), both boxes from model 0 -> 0.9*3 * 2 / 4 = 1.35
-    over = weighted_boxes_fusion(boxes[:1] + [np.zeros((0, 4))], scores[:1] + [np.zeros(0)],
-                                 labels[:1] + [np.zeros(0)], weights=[3, 1])  # fmt: skip
+    heavy = boxes[:1] + [np.zeros((0, 4))], scores[:1] + [np.zeros(0)], labels[:1] + [np.zeros(0)]
+    over = weighted_boxes_fusion(*heavy, weights=[3, 1])
     assert over[1].item() == pytest.approx(1.35, abs=1e-6)
-    eb_over = eb_wbf(boxes[:1] + [np.zeros((0, 4))], scores[:1] + [np.zeros(0)], labels[:1] + [np.zeros(0)],
-                     weights=[3, 1])  # fmt: skip
-    assert eb_over[1][0] == pytest.approx(1.35, abs=1e-6)  # ensemble-boxes' known flaw
-    clipped = weighted_boxes_fusion(boxes[:1] + [np.zeros((0, 4))], scores[:1] + [np.zeros(0)],
-                                    labels[:1] + [np.zeros(0)], weights=[3, 1], clip_scores=True)  # fmt: skip
-    assert clipped[1].item() == 1.0
-    assert torch.equal(clipped[0], over[0])
+    assert eb_wbf(*heavy, weights=[3, 1])[1][0] == pytest.approx(1.35, abs=1e-6)  # ensemble-boxes' flaw
+    for backend in ("numba", "torch"):
+        clipped = weighted_boxes_fusion(*heavy, weights=[3, 1], clip_scores=True, backend=backend)
+        assert clipped[1].item() == 1.0
+        assert torch.equal(clipped[0], over[0])  # clipping leaves the fused box alone
 
 
 def test_prefilter_like_ensemble_boxes():
@@ -113,43 +187,46 @@ def test_prefilter_like_ensemble_boxes():
     ]
     scores = [np.array([0.8, 0.7, 0.9, 0.05])]
     labels = [np.array([1, 2, 1, 1])]
-    got = weighted_boxes_fusion(boxes, scores, labels, skip_box_threshold=0.1)
     expected = eb_wbf(boxes, scores, labels, skip_box_thr=0.1)
-    assert_rows_close(rows(*got), rows(*expected))
-    np.testing.assert_allclose(
-        got[0].numpy(), [[0.1, 0.1, 0.5, 0.5], [0.0, 0.1, 0.3, 1.0]], atol=1e-7
-    )  # swap, clip
-    assert got[2].tolist() == [1, 2]  # zero-area box and the low score are skipped
+    for backend in ("numba", "torch"):
+        got = weighted_boxes_fusion(boxes, scores, labels, skip_box_threshold=0.1, backend=backend)
+        assert_equal_to_ensemble_boxes(got, expected)
+        np.testing.assert_allclose(got[0].numpy(), [[0.1, 0.1, 0.5, 0.5], [0.0, 0.1, 0.3, 1.0]], atol=1e-7)
+        assert got[2].tolist() == [1, 2]  # corners swapped, clipped; zero-area box and low score skipped
 
 
-def test_empty_and_errors():
-    b, s, lab = weighted_boxes_fusion([np.zeros((0, 4))], [np.zeros(0)], [np.zeros(0)])
-    assert b.shape == (0, 4) and s.numel() == 0 and lab.numel() == 0
+def test_errors():
     one = [np.array([[0.1, 0.1, 0.2, 0.2]])], [np.array([0.5])], [np.array([0])]
     with pytest.raises(ValueError, match="conf_type"):
         weighted_boxes_fusion(*one, conf_type="median")
     with pytest.raises(ValueError, match="weights"):
         weighted_boxes_fusion(*one, weights=[1, 2])
+    with pytest.raises(ValueError, match="weights"):
+        weighted_boxes_fusion(*one, weights=[0])
     with pytest.raises(ValueError, match="model 0"):
         weighted_boxes_fusion([np.zeros((2, 4))], [np.zeros(3)], [np.zeros(2)])
+    with pytest.raises(ValueError, match="backend"):
+        weighted_boxes_fusion(*one, backend="cuda")
+    for backend in ("numba", "torch"):
+        with pytest.raises(ValueError, match="NaN"):
+            weighted_boxes_fusion(one[0], [np.array([float("nan")])], one[2], backend=backend)
+    with pytest.raises(ValueError, match="model_ids"):
+        batched_weighted_boxes_fusion(torch.rand(2, 4), torch.rand(2), torch.zeros(2), model_ids=torch.tensor([0, 2]),
+                                      num_models=2)  # fmt: skip
 
 
-def test_batched_equals_per_image():
-    images = [random_models(30 + i, num_models=3) for i in range(4)]
-    flat = {"boxes": [], "scores": [], "labels": [], "models": [], "images": []}
-    for i, (boxes, scores, labels) in enumerate(images):
-        for m in range(3):
-            flat["boxes"].append(torch.tensor(boxes[m]))
-            flat["scores"].append(torch.tensor(scores[m]))
-            flat["labels"].append(torch.tensor(labels[m]))
-            flat["models"].append(torch.full((len(scores[m]),), m))
-            flat["images"].append(torch.full((len(scores[m]),), 10 + i))
-    cat = {k: torch.cat(v) for k, v in flat.items()}
-    fb, fs, fl, fi = batched_weighted_boxes_fusion(
-        cat["boxes"], cat["scores"], cat["labels"], model_ids=cat["models"], image_ids=cat["images"],
-        num_models=3, weights=[1, 2, 1], conf_type="box_and_model_avg")  # fmt: skip
-    assert fi.tolist() == sorted(fi.tolist())
-    for i, (boxes, scores, labels) in enumerate(images):
-        one = weighted_boxes_fusion(boxes, scores, labels, weights=[1, 2, 1], conf_type="box_and_model_avg")
-        sel = fi == 10 + i
-        assert_rows_close(rows(fb[sel], fs[sel], fl[sel]), rows(*one))
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_skip_threshold_compares_in_the_scores_dtype(backend):
+    """float32(0.7) < 0.7 in float64 but not in float32: ensemble-boxes keeps the box."""
+    box, label = np.array([[0.1, 0.1, 0.3, 0.3]], np.float32), np.array([1])
+    f32, f64 = np.array([0.7], np.float32), np.array([0.69999999])
+    for scores in ([f32], [f32, f64], [f64, f32]):
+        boxes, labels = [box] * len(scores), [label] * len(scores)
+        expected = eb_wbf(boxes, scores, labels, skip_box_thr=0.7)
+        assert_equal_to_ensemble_boxes(
+            weighted_boxes_fusion(boxes, scores, labels, skip_box_threshold=0.7, backend=backend), expected
+        )
+    got = batched_weighted_boxes_fusion(torch.tensor(box), torch.tensor(f32), torch.tensor(label),
+                                        model_ids=torch.tensor([0]), num_models=1, skip_box_threshold=0.7,
+                                        backend=backend)  # fmt: skip
+    assert got[1].tolist() == [pytest.approx(0.7)]
