@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from o365lib.data.coco import CocoData, read_json, skip_known_missing
+from o365lib.data.coco import CocoData, gc_paused, read_json, skip_known_missing
 from o365lib.data.images import decoded_size, missing_files, size_problem
 from o365lib.data.objects365 import class_name_issue, detect_layout, normalize_class_name, release_of
 from o365lib.data.ranking import instance_counts
@@ -203,8 +203,9 @@ def _check_split(split: str, json_path: Path, image_root: Path, *, sample: int, 
         names = (img.get("file_name") for img in raw.get("images", []) if isinstance(img, dict)) \
             if isinstance(raw, dict) and isinstance(raw.get("images"), list) else iter(())
         result.layout = detect_layout(names, image_root=image_root)
-        data = CocoData.from_dataset(raw, image_root=image_root, source=str(json_path), path=json_path,
-                                     box_policy=box_policy, duplicates=duplicates, layout=result.layout)
+        with gc_paused():
+            data = CocoData.from_dataset(raw, image_root=image_root, source=str(json_path), path=json_path,
+                                         box_policy=box_policy, duplicates=duplicates, layout=result.layout)
     except DataValidationError as error:
         result.errors.extend(error.problems)
         result.seconds = time.perf_counter() - start

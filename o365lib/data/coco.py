@@ -25,8 +25,11 @@ images v2 lists but does not ship are skipped with a warning naming them.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +117,19 @@ class CocoData:
                    num_clipped=report.num_clipped, label_map=LabelMap(categories), report=report, layout=layout)
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: building millions of small dicts and lists (parsing and
+    validating Objects365's JSON) otherwise triggers full collections that find nothing to free."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def read_json(path: str | Path) -> Any:
     """Parse a JSON file; a missing, non-UTF-8 or malformed file is a DataValidationError."""
     path = Path(path)
@@ -124,7 +140,8 @@ def read_json(path: str | Path) -> Any:
     except UnicodeDecodeError as err:
         raise DataValidationError(str(path), [f"not UTF-8 text ({err.reason} at byte {err.start})"]) from None
     try:
-        return json.loads(text)
+        with gc_paused():
+            return json.loads(text)
     except json.JSONDecodeError as err:
         raise DataValidationError(
             str(path), [f"malformed JSON at line {err.lineno} column {err.colno}: {err.msg}"]
@@ -238,8 +255,9 @@ def load_coco(
         names = (img.get("file_name") for img in raw.get("images", []) if isinstance(img, dict)) \
             if isinstance(raw, dict) and isinstance(raw.get("images"), list) else iter(())
         layout = detect_layout(names, image_root=image_root)
-    data = CocoData.from_dataset(raw, image_root=image_root, source=str(path), path=path, box_policy=box_policy,
-                                 duplicates=duplicates, layout=layout)
+    with gc_paused():
+        data = CocoData.from_dataset(raw, image_root=image_root, source=str(path), path=path,
+                                     box_policy=box_policy, duplicates=duplicates, layout=layout)
     data.report.skipped_images = skipped
     data.report.num_skipped_annotations = num_skipped_anns
     _warn_about(data.report, str(path))

@@ -106,6 +106,20 @@ def _is_number(value: Any) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
 
 
+def _is_box(bbox: Any) -> bool:
+    """``[x, y, w, h]`` of four finite numbers (fast path for the plain floats and ints of JSON)."""
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        return False
+    for value in bbox:
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                return False
+        elif kind is not int and not _is_number(value):
+            return False
+    return True
+
+
 def _check_records(records: Any, kind: str, required: tuple[str, ...], problems: list[str]) -> dict:
     """Index ``records`` by id, reporting missing keys, non-int and duplicate ids."""
     index: dict[int, dict] = {}
@@ -196,7 +210,7 @@ def _find_duplicates(anns: list[dict], report: ValidationReport) -> set[int]:
         seen: set[tuple] = set()
         found = False
         for ann in image_anns:
-            key = (ann["category_id"], *(float(v) for v in ann["bbox"]))
+            key = (ann["category_id"], *ann["bbox"])  # 1 == 1.0 and hash(1) == hash(1.0)
             if key in seen:
                 duplicates.add(ann["id"])
                 found = True
@@ -241,7 +255,7 @@ def validate_coco(
         if not _is_int(ann["category_id"]) or ann["category_id"] not in categories:
             problems.append(f"{name}: field 'category_id' {ann['category_id']!r} is not a listed category id")
         bbox = ann["bbox"]
-        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
+        if not _is_box(bbox):
             problems.append(f"{name}: field 'bbox' must be [x, y, w, h] of 4 finite numbers, got {bbox!r}")
             continue
         if "iscrowd" in ann and ann["iscrowd"] not in (0, 1):
