@@ -23,6 +23,7 @@ import math
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,148 @@ def _normalized(obj):
     return json.loads(json.dumps(obj))
 
 
+#: A finite loss above this multiple of the running median of recent losses counts as divergence.
+EXPLOSION_FACTOR = 100.0
+#: How many recent steps the running median looks at, and how many it needs before it judges.
+EXPLOSION_WINDOW, EXPLOSION_MIN_STEPS = 50, 20
+
+
+@dataclass
+class _Run:
+    """Everything a training call carries between its parts (resume, steps, saves)."""
+
+    core: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: object
+    config: TrainConfig
+    info: DistInfo
+    total: int
+    out_dir: Path
+    iteration: int = 0
+    epoch: int = 0
+    batch_index: int = 0
+    losses: list = field(default_factory=list)
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+    @property
+    def final_path(self) -> Path:
+        return self.out_dir / "final.pt"
+
+    @property
+    def losses_path(self) -> Path:
+        return self.out_dir / "losses.json"
+
+
+def _start(run: _Run, *, resume: bool, init_weights) -> None:
+    """Continue from ``last.pt`` (same config required) or start fresh (seeded, optional init weights)."""
+    if resume and run.last_path.is_file():
+        checkpoint = read_checkpoint(run.last_path)
+        saved, current = _normalized(checkpoint.get("config")), _normalized(run.config.fingerprint())
+        if saved != current:
+            changed = sorted(k for k in set(saved or {}) | set(current) if (saved or {}).get(k) != current.get(k))
+            raise ValueError(
+                f"checkpoint {run.last_path} was written with a different training config (fields {changed}); "
+                "pass resume=False or use another out_dir"
+            )
+        run.core.load_state_dict(checkpoint["model"])
+        run.optimizer.load_state_dict(checkpoint["optimizer"])
+        if run.scaler is not None and checkpoint.get("scaler"):
+            run.scaler.load_state_dict(checkpoint["scaler"])
+        run.iteration, run.epoch, run.batch_index = (checkpoint["iteration"], checkpoint["epoch"],
+                                                     checkpoint["batch_in_epoch"])
+        states = checkpoint["rng"]
+        if len(states) == run.info.world_size:
+            restore_rng_state(states[run.info.rank])
+        else:  # another number of processes: continue with fresh, still deterministic, streams
+            _seed_everything(run.config.seed + run.info.rank + run.iteration)
+        if run.losses_path.is_file():
+            run.losses = [e for e in json.loads(run.losses_path.read_text()) if e["iteration"] <= run.iteration]
+        return
+    if run.info.is_main:  # a fresh run: an older run's final.pt must not pass for this one's
+        run.final_path.unlink(missing_ok=True)
+    if init_weights is not None:
+        load_matching_weights(run.core, init_weights)
+    _seed_everything(run.config.seed + run.info.rank)
+
+
+def _save(run: _Run, path: Path, *, finished: bool) -> None:
+    """The full training state (every rank's RNGs gathered), and the loss history; rank 0 writes."""
+    rng_states = all_gather_objects(capture_rng_state(), run.info)
+    if run.info.is_main:
+        save_atomic({
+            "model": run.core.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+            "iteration": run.iteration, "total_iterations": run.total, "epoch": run.epoch,
+            "batch_in_epoch": run.batch_index, "rng": rng_states, "config": run.config.fingerprint(),
+            "world_size": run.info.world_size, "finished": finished,
+        }, path)
+        write_json_atomic(run.losses, run.losses_path)
+
+
+def _save_final(run: _Run) -> None:
+    if run.info.is_main:
+        save_atomic({"model": run.core.state_dict(), "iteration": run.iteration,
+                     "config": run.config.fingerprint(), "finished": True}, run.final_path)
+
+
+def _check_loss(run: _Run, terms: dict) -> None:
+    """Stop on a non-finite loss, or a finite one ``EXPLOSION_FACTOR`` times the running median."""
+    if not all(math.isfinite(v) for v in terms.values()):
+        _diverged(run.iteration + 1, terms, run.last_path, run.losses, run.losses_path, run.info)
+    recent = [e["loss"] for e in run.losses[-EXPLOSION_WINDOW:]]
+    if len(recent) >= EXPLOSION_MIN_STEPS:
+        median = float(np.median(recent))
+        if median > 0 and terms["loss"] > EXPLOSION_FACTOR * median:
+            _diverged(run.iteration + 1, {**terms, "running_median": median}, run.last_path, run.losses,
+                      run.losses_path, run.info, why=f"exploded to more than {EXPLOSION_FACTOR:g}x the running median")
+
+
+def _step(run: _Run, network: nn.Module, images, targets, *, autocast, params) -> dict:
+    """One optimizer step at ``run.iteration``: augmentation, lr, forward, checks, backward, update."""
+    config, info = run.config, run.info
+    if config.flip:
+        rng = _augmentation_rng(config.seed, run.iteration, 1 + info.rank)
+        pairs = [flip_horizontal(im, t) if rng.random() < 0.5 else (im, t) for im, t in zip(images, targets)]
+        images, targets = [p[0] for p in pairs], [p[1] for p in pairs]
+    transform = getattr(run.core, "transform", None)
+    scale = batch_scale(config, run.iteration)
+    if transform is not None and scale is not None:
+        transform.min_size = (scale,)
+    if transform is not None and config.max_size is not None:
+        transform.max_size = config.max_size
+    lr = config.lr_at(run.iteration, total=run.total)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    images = [im.to(info.device, non_blocking=True) for im in images]
+    targets = [{k: v.to(info.device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
+    with autocast:
+        loss_dict = network(images, targets)
+    loss = sum(loss_dict.values())
+    values = torch.stack([loss.detach().float(), *(v.detach().float() for v in loss_dict.values())])
+    terms = dict(zip(["loss", *loss_dict], (float(v) for v in all_reduce_mean(values.cpu(), info))))
+    _check_loss(run, terms)
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.scaler is not None:
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.optimizer)
+    else:
+        loss.backward()
+    if config.clip_grad is not None:
+        norm = float(torch.nn.utils.clip_grad_norm_(params, config.clip_grad))
+        if run.scaler is None and not math.isfinite(norm):
+            _diverged(run.iteration + 1, {**terms, "grad_norm": norm}, run.last_path, run.losses,
+                      run.losses_path, info)
+    if run.scaler is not None:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+    return {**terms, "lr": lr}
+
+
 def train(
     model: nn.Module,
     dataset,
@@ -155,15 +298,15 @@ def train(
     at once. ``init_weights`` (file or state dict) seeds a fresh run with every tensor whose name
     and shape match (e.g. all but the classifier of a model for other classes). ``sampler``
     (``epoch_indices``/``shard``) defaults to ``o365lib.longtail.UniformSampler``. Seeds the global
-    RNGs from ``config.seed`` (plus the rank) on a fresh start.
+    RNGs from ``config.seed`` (plus the rank) on a fresh start. A non-finite loss, or one that
+    explodes past ``EXPLOSION_FACTOR`` times its running median, stops with ``TrainingDivergedError``
+    and leaves ``last.pt`` at the last good state.
     """
-    out_dir = Path(out_dir)
     info = setup_distributed(device)
     if sampler is None:
         from o365lib.longtail import UniformSampler
 
         sampler = UniformSampler(len(dataset), seed=config.seed)
-    total = config.total_iterations(epoch_length=len(sampler), world_size=info.world_size)
     core = model.to(info.device)
     if config.channels_last:
         core = core.to(memory_format=torch.channels_last)  # 4-D weights NHWC: faster oneDNN convolutions
@@ -171,65 +314,12 @@ def train(
         parameter_groups(core, weight_decay=config.weight_decay), lr=config.lr, momentum=config.momentum
     )
     amp_dtype = _amp_dtype(config, info.device)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    last_path, final_path, losses_path = out_dir / "last.pt", out_dir / "final.pt", out_dir / "losses.json"
-
-    iteration, epoch, batch_index, losses = 0, 0, 0, []
-    if resume and last_path.is_file():
-        checkpoint = read_checkpoint(last_path)
-        saved, current = _normalized(checkpoint.get("config")), _normalized(config.fingerprint())
-        if saved != current:
-            changed = sorted(
-                k for k in set(saved or {}) | set(current) if (saved or {}).get(k) != current.get(k)
-            )
-            raise ValueError(
-                f"checkpoint {last_path} was written with a different training config (fields {changed}); "
-                "pass resume=False or use another out_dir"
-            )
-        core.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        if scaler is not None and checkpoint.get("scaler"):
-            scaler.load_state_dict(checkpoint["scaler"])
-        iteration, epoch, batch_index = (
-            checkpoint["iteration"],
-            checkpoint["epoch"],
-            checkpoint["batch_in_epoch"],
-        )
-        states = checkpoint["rng"]
-        if len(states) == info.world_size:
-            restore_rng_state(states[info.rank])
-        else:  # another number of processes: continue with fresh, still deterministic, streams
-            _seed_everything(config.seed + info.rank + iteration)
-        if losses_path.is_file():
-            losses = [e for e in json.loads(losses_path.read_text()) if e["iteration"] <= iteration]
-    else:
-        if info.is_main:  # a fresh run: an older run's final.pt must not pass for this one's
-            final_path.unlink(missing_ok=True)
-        if init_weights is not None:
-            load_matching_weights(core, init_weights)
-        _seed_everything(config.seed + info.rank)
-
-    def save_state(path: Path, *, finished: bool) -> None:
-        rng_states = all_gather_objects(capture_rng_state(), info)
-        if info.is_main:
-            state = {
-                "model": core.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "iteration": iteration,
-                "total_iterations": total,
-                "epoch": epoch,
-                "batch_in_epoch": batch_index,
-                "rng": rng_states,
-                "config": config.fingerprint(),
-                "world_size": info.world_size,
-                "finished": finished,
-            }
-            save_atomic(state, path)
-            write_json_atomic(losses, losses_path)
-
-    if iteration >= total and final_path.is_file():
-        return TrainResult(final_path, iteration, total, 0.0, 0.0, losses_path, True, losses)
+    run = _Run(core=core, optimizer=optimizer, config=config, info=info, out_dir=Path(out_dir),
+               scaler=torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None,
+               total=config.total_iterations(epoch_length=len(sampler), world_size=info.world_size))
+    _start(run, resume=resume, init_weights=init_weights)
+    if run.iteration >= run.total and run.final_path.is_file():
+        return TrainResult(run.final_path, run.iteration, run.total, 0.0, 0.0, run.losses_path, True, run.losses)
 
     network = core
     if info.distributed:
@@ -238,118 +328,60 @@ def train(
     transform = getattr(core, "transform", None)
     original_sizes = (transform.min_size, transform.max_size) if transform is not None else None
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    autocast = (
-        torch.autocast(device_type=info.device.type, dtype=amp_dtype)
-        if amp_dtype is not None
-        else contextlib.nullcontext()
-    )
+    autocast = (torch.autocast(device_type=info.device.type, dtype=amp_dtype) if amp_dtype is not None
+                else contextlib.nullcontext())
     from o365lib.progress import progress_bar
 
-    progress = progress_bar(total=total, initial=iteration, desc="train", disable=not (info.is_main and config.progress))
-    stream = _batch_stream(dataset, sampler, epoch=epoch, batch=batch_index, info=info, config=config)
+    progress = progress_bar(total=run.total, initial=run.iteration, desc="train",
+                            disable=not (info.is_main and config.progress))
+    stream = _batch_stream(dataset, sampler, epoch=run.epoch, batch=run.batch_index, info=info, config=config)
     start, train_seconds, images_seen, steps = time.perf_counter(), 0.0, 0, 0
     core.train()
     try:
-        while iteration < total:
+        while run.iteration < run.total:
             if config.max_iterations_this_call is not None and steps >= config.max_iterations_this_call:
                 break
             step_start = time.perf_counter()
-            epoch, batch_index, (images, targets) = next(stream)
-            if config.flip:
-                rng = _augmentation_rng(config.seed, iteration, 1 + info.rank)
-                pairs = [
-                    flip_horizontal(im, t) if rng.random() < 0.5 else (im, t)
-                    for im, t in zip(images, targets)
-                ]
-                images, targets = [p[0] for p in pairs], [p[1] for p in pairs]
-            scale = batch_scale(config, iteration)
-            if transform is not None and scale is not None:
-                transform.min_size = (scale,)
-            if transform is not None and config.max_size is not None:
-                transform.max_size = config.max_size
-            lr = config.lr_at(iteration, total=total)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            images = [im.to(info.device, non_blocking=True) for im in images]
-            targets = [
-                {k: v.to(info.device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets
-            ]
-            with autocast:
-                loss_dict = network(images, targets)
-            loss = sum(loss_dict.values())
-            values = torch.stack([loss.detach().float(), *(v.detach().float() for v in loss_dict.values())])
-            values = all_reduce_mean(values.cpu(), info)
-            terms = dict(zip(["loss", *loss_dict], (float(v) for v in values)))
-            if not all(math.isfinite(v) for v in terms.values()):
-                _diverged(iteration + 1, terms, last_path, losses, losses_path, info)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if config.clip_grad is not None:
-                norm = float(torch.nn.utils.clip_grad_norm_(params, config.clip_grad))
-                if scaler is None and not math.isfinite(norm):
-                    _diverged(
-                        iteration + 1, {**terms, "grad_norm": norm}, last_path, losses, losses_path, info
-                    )
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            iteration, batch_index, steps = iteration + 1, batch_index + 1, steps + 1
-            losses.append({"iteration": iteration, **terms, "lr": lr})
+            run.epoch, run.batch_index, (images, targets) = next(stream)
+            terms = _step(run, network, images, targets, autocast=autocast, params=params)
+            run.iteration, run.batch_index, steps = run.iteration + 1, run.batch_index + 1, steps + 1
+            run.losses.append({"iteration": run.iteration, **terms})
             train_seconds += time.perf_counter() - step_start
             images_seen += len(images) * info.world_size
             progress.update(1)
-            if iteration % config.log_every == 0 or iteration == total:
-                recent = [e["loss"] for e in losses[-config.log_every :]]
-                progress.set_postfix(
-                    loss=f"{sum(recent) / len(recent):.3f}", img_s=f"{images_seen / train_seconds:.1f}"
-                )
-            if iteration % config.checkpoint_every == 0 and iteration < total:
-                save_state(last_path, finished=False)
+            if run.iteration % config.log_every == 0 or run.iteration == run.total:
+                recent = [e["loss"] for e in run.losses[-config.log_every:]]
+                progress.set_postfix(loss=f"{sum(recent) / len(recent):.3f}",
+                                     img_s=f"{images_seen / train_seconds:.1f}")
+            if run.iteration % config.checkpoint_every == 0 and run.iteration < run.total:
+                _save(run, run.last_path, finished=False)
     finally:
         progress.close()
         if original_sizes is not None:
             transform.min_size, transform.max_size = original_sizes
 
-    finished = iteration >= total
+    finished = run.iteration >= run.total
     broadcast_buffers(core, info)
-    save_state(last_path, finished=finished)
-    if finished and info.is_main:
-        save_atomic(
-            {
-                "model": core.state_dict(),
-                "iteration": iteration,
-                "config": config.fingerprint(),
-                "finished": True,
-            },
-            final_path,
-        )
+    _save(run, run.last_path, finished=finished)
+    if finished:
+        _save_final(run)
     barrier(info)
-    seconds = time.perf_counter() - start
     return TrainResult(
-        checkpoint=final_path if finished else last_path,
-        iterations=iteration,
-        total_iterations=total,
-        seconds=seconds,
+        checkpoint=run.final_path if finished else run.last_path, iterations=run.iteration,
+        total_iterations=run.total, seconds=time.perf_counter() - start,
         images_per_s=images_seen / train_seconds if train_seconds > 0 else 0.0,
-        losses_path=losses_path,
-        finished=finished,
-        losses=losses,
+        losses_path=run.losses_path, finished=finished, losses=run.losses,
     )
 
 
-def _diverged(iteration: int, terms: dict, last_path: Path, losses: list, losses_path: Path, info: DistInfo):
-    """Stop on a non-finite loss: keep ``last.pt`` as it is, save the loss history, explain."""
+def _diverged(iteration: int, terms: dict, last_path: Path, losses: list, losses_path: Path, info: DistInfo,
+              *, why: str = "non-finite loss"):
+    """Stop on a diverging loss: keep ``last.pt`` as it is, save the loss history, explain."""
     if info.is_main:
         write_json_atomic(losses, losses_path)
     kept = f"last good checkpoint: {last_path}" if last_path.is_file() else "no checkpoint was written yet"
     values = ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
     raise TrainingDivergedError(
-        f"non-finite loss at iteration {iteration} ({values}); training stopped, {kept}. "
+        f"{why} at iteration {iteration} ({values}); training stopped, {kept}. "
         "Lower the learning rate, lengthen warm-up or clip gradients."
     )

@@ -163,9 +163,9 @@ class _Exploding(torch.nn.Module):
 
 
 def test_exploding_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    import o365lib.engine.train as engine_train
+    import importlib
 
-    monkeypatch.setattr(engine_train, "EXPLOSION_MIN_STEPS", 3)
+    monkeypatch.setattr(importlib.import_module("o365lib.engine.train"), "EXPLOSION_MIN_STEPS", 3)
     with pytest.raises(TrainingDivergedError, match=r"exploded to more than 100x the running median at iteration 5"):
         train(_Exploding(toy_model(), from_call=5), ToyDetections(), config=toy_config(iterations=8),
               out_dir=tmp_path)
