@@ -51,9 +51,17 @@ _MAX_LISTED = 10  # problems spelled out in one error message
 
 
 class DataValidationError(ValueError):
-    """Bad input data. ``source`` is the file (or label) and ``problems`` the list of findings."""
+    """Bad input data. ``source`` is the file (or label) and ``problems`` the list of findings.
 
-    def __init__(self, source: str, problems: list[str]):
+    ``DataValidationError(message)`` with one argument keeps a finished message as is (that is how
+    torch's DataLoader re-raises an error from a worker process, and how the error unpickles).
+    """
+
+    def __init__(self, source: str, problems: list[str] | None = None):
+        if problems is None:
+            self.source, self.problems = "", [str(source)]
+            super().__init__(str(source))
+            return
         self.source = str(source)
         self.problems = list(problems)
         shown = "\n".join(f"  - {p}" for p in self.problems[:_MAX_LISTED])

@@ -1,6 +1,7 @@
 """DetectionDataset on a duck-typed CocoData stand-in and on the real one; images checked at first read."""
 
 import json
+import pickle
 from types import SimpleNamespace
 
 import numpy as np
@@ -145,3 +146,15 @@ def test_swapped_size_hints_at_exif_rotation(tmp_path):
     data = DetectionDataset(load_coco(_write_json(tmp_path, coco), image_root=tmp_path / "imgs", check_images="off"))
     with pytest.raises(DataValidationError, match=r"image id=7: fields 'width' and 'height' .*EXIF rotation"):
         data[0]
+
+
+def test_error_in_a_loader_worker_keeps_its_type_and_message(tmp_path):
+    coco = _coco(tmp_path)
+    data = DetectionDataset(load_coco(_write_json(tmp_path, coco), image_root=tmp_path / "imgs", check_images="off"))
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(data, [2]), batch_size=1, num_workers=1,
+                                         collate_fn=lambda batch: batch)
+    with pytest.raises(DataValidationError, match=r"train\.json: 1 problem: image id=9: field 'file_name'"):
+        next(iter(loader))
+    error = DataValidationError("x.json", ["image id=1: field 'file_name' 'a.jpg' not found"])
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.source, copy.problems, str(copy)) == (error.source, error.problems, str(error))
