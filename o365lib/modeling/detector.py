@@ -20,6 +20,7 @@ from torchvision.ops import boxes as box_ops
 
 from o365lib.modeling.box_coding import offset_batched_nms
 from o365lib.modeling.cascade import CascadeRoIHeads
+from o365lib.ops import soft_nms
 
 NMS_METHODS = ("nms", "soft_nms")
 #: How hard NMS separates classes: torchvision's ``batched_nms`` or mmdet 3.x's offsets (0-based labels).
@@ -175,8 +176,6 @@ class CascadeRCNN(nn.Module):
             keep = box_ops.batched_nms(cand_boxes, cand_scores, cand_labels, self.nms_thresh)
             new_scores = cand_scores[keep]
         else:
-            from o365lib.tta import soft_nms  # lazy: written in another package
-
             keep, new_scores = soft_nms(
                 cand_boxes,
                 cand_scores,
