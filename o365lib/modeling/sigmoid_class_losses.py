@@ -94,10 +94,9 @@ class EQLv2ClassLoss(ClassLoss):
         self.register_buffer("neg_grad", torch.zeros(self.num_classes, dtype=torch.float64))
         #: number of collections so far (0: all weights are 1)
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
-        # hook gradients waiting to be reduced and added at the next loss call
-        self.register_buffer("_pending", torch.zeros(2, self.num_classes, dtype=torch.float64),
-                             persistent=False)
-        self._has_pending = False
+        # hook gradients [2, K] waiting to be reduced and added at the next loss call; a plain
+        # attribute, not a buffer, so that DDP's buffer broadcast never overwrites a rank's own
+        self._pending: torch.Tensor | None = None
 
     def make_classifier(self, in_features: int) -> nn.Module:
         layer = super().make_classifier(in_features)
@@ -128,18 +127,15 @@ class EQLv2ClassLoss(ClassLoss):
 
     def flush_pending(self) -> None:
         """Add the gradients hooks collected since the last ``loss`` call (``loss`` does this first)."""
-        if self._has_pending:
-            pending = self._pending.clone()
-            self._pending.zero_()
-            self._has_pending = False
+        if self._pending is not None:
+            pending, self._pending = self._pending.to(self.pos_grad.device), None
             self._accumulate(pending[0], pending[1])
 
     def _hook(self, target: torch.Tensor, scale: float):
         def collect(grad: torch.Tensor) -> None:
             magnitude = grad.detach().abs().to(torch.float64) * scale
-            self._pending[0] += (magnitude * target).sum(dim=0)[1:]
-            self._pending[1] += (magnitude * (1 - target)).sum(dim=0)[1:]
-            self._has_pending = True
+            collected = torch.stack([(magnitude * target).sum(dim=0)[1:], (magnitude * (1 - target)).sum(dim=0)[1:]])
+            self._pending = collected if self._pending is None else self._pending + collected
 
         return collect
 
