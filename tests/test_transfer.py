@@ -1,11 +1,11 @@
-"""o365lib.transfer: copying weights between detectors, classifier rows mapped by category id."""
+"""o365lib.modeling.transfer: copying weights between detectors, classifier rows mapped by category id."""
 
 import pytest
 import torch
 
 from o365lib.data import LabelMap
 from o365lib.modeling import build_detector
-from o365lib.transfer import transfer_weights
+from o365lib.modeling.transfer import transfer_weights
 
 
 def _tiny(num_classes):

@@ -76,19 +76,18 @@ def split_hash(ctx, split: str) -> str:
     return cache.content_hash(split_file(ctx, split))
 
 
-def load_coco_file(path: Path, *, image_root: Path, box_policy: str, check_images: str):
-    """``o365lib.data.load_coco``, cached in-process by the file's content."""
-    key = (str(path), cache.content_hash(path), str(image_root), box_policy, check_images)
+def load_coco_file(path: Path, *, image_root: Path, data) -> object:
+    """``o365lib.data.load_coco`` with the profile's data checks (``data``: its DataSection), cached by content."""
+    key = (str(path), cache.content_hash(path), str(image_root), data.box_policy, data.check_images, data.duplicates)
     if key not in _SPLITS:
-        _SPLITS[key] = odata.load_coco(path, image_root=image_root, box_policy=box_policy, check_images=check_images)
+        _SPLITS[key] = odata.load_coco(path, image_root=image_root, box_policy=data.box_policy,
+                                       check_images=data.check_images, duplicates=data.duplicates)
     return _SPLITS[key]
 
 
 def load_split(ctx, split: str):
     """Load and validate one split (``CocoData``)."""
-    cfg = ctx.cfg.data
-    return load_coco_file(split_file(ctx, split), image_root=ensure_dataset(ctx).image_roots[split],
-                          box_policy=cfg.box_policy, check_images=cfg.check_images)
+    return load_coco_file(split_file(ctx, split), image_root=ensure_dataset(ctx).image_roots[split], data=ctx.cfg.data)
 
 
 def ranking(ctx, track: str = "full") -> dict:

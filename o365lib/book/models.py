@@ -147,10 +147,9 @@ def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Pa
     """
     from o365lib.engine.config import OPERATIONAL_FIELDS
 
-    cfg = ctx.cfg.data
     source = Path(train_set) if train_set is not None else datasets.split_file(ctx, split)
     coco = datasets.load_coco_file(source, image_root=datasets.ensure_dataset(ctx).image_roots[split],
-                                   box_policy=cfg.box_policy, check_images=cfg.check_images)
+                                   data=ctx.cfg.data)
     if isinstance(init, ModelRun) and backbone_weights is None:  # a fine-tune keeps its start's architecture
         kwargs = {**init.detector_kwargs, **(detector_overrides or {})}
         backbone_weights = kwargs.get("backbone_weights")
@@ -191,12 +190,14 @@ def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = No
         write_json(run.dir / "spec.json", spec)
     model = build_model(run, load=False)
     if init is not None:
-        from o365lib.transfer import transfer_weights
+        from o365lib.modeling.transfer import init_detector_weights, transfer_weights
 
-        is_run = isinstance(init, ModelRun)
-        report = transfer_weights(model, init.checkpoint if is_run else Path(init),
-                                  source_label_map=init.label_map if is_run else None,
-                                  target_label_map=coco.label_map if is_run else None, prefixes=tuple(init_prefixes))
+        if isinstance(init, ModelRun):  # our own model: tensors copied, classifier rows mapped by category id
+            report = transfer_weights(model, init.checkpoint, source_label_map=init.label_map,
+                                      target_label_map=coco.label_map, prefixes=tuple(init_prefixes))
+        else:  # a detector file (mmdet, ours or torchvision): classifier rows copied for same-named classes
+            categories = sorted(coco.dataset["categories"], key=lambda c: c["id"])
+            report = init_detector_weights(model, Path(init), target_categories=categories)
         if cache.is_main_process():
             write_json(run.dir / "init.json", report)
     from o365lib.data import DetectionDataset
@@ -219,7 +220,7 @@ def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = No
 
 def verify_checkpoint(run: ModelRun) -> None:
     """Raise ``ValueError`` naming the file when a found ``final.pt`` does not load (e.g. truncated)."""
-    from o365lib.modeling.weights import read_weights_file
+    from o365lib.modeling.transfer import read_weights_file
 
     read_weights_file(run.checkpoint)
 

@@ -39,8 +39,9 @@ class DataSection:
     val_images: str | None = None
     test_images: str | None = None
     tiny_images: str | None = None
-    box_policy: Literal["clip", "reject"] = "clip"
-    check_images: str = "lazy"
+    box_policy: Literal["clip", "reject", "drop"] = "clip"
+    check_images: Literal["quick", "full", "lazy", "off"] = "quick"
+    duplicates: Literal["keep", "drop"] = "keep"
 
     def validate(self, source: str) -> None:
         if self.source == "synthetic" and not self.synthetic_profile:
