@@ -9,7 +9,7 @@ truth box, a quarter of those with the wrong class, the rest random), scores wit
 a slice of the first ``--slice-images`` images.
 
 Each case runs in its own subprocess; the parent samples its resident memory every 0.2 s (and
-kills it above ``--mem-limit-gib``), the child reports its own peak (``ru_maxrss``) and time:
+kills it above ``--mem-limit-gib``), the child reports its own peak (``VmHWM``) and time:
 
 - ``ours``: ``evaluate(gt.json, results.json)`` (results streamed in blocks), and from ``.npz``;
 - ``ours_fixed_ap``: the same with ``fixed_ap=True, fixed_ap_k=10000``;
@@ -31,7 +31,6 @@ import io
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -161,17 +160,19 @@ def run_case(case: str, workdir: Path, out: Path) -> None:
     else:
         raise SystemExit(f"unknown case {case}")
     record["seconds"] = time.perf_counter() - t0
-    record["peak_rss_gib_self"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
+    record["peak_rss_gib_self"] = _status_bytes(os.getpid(), "VmHWM:") / GIB  # this process's high-water mark
     out.write_text(json.dumps(record))
 
 
 # ----------------------------------------------------------------------------------------- parent
 
-def _rss(pid: int) -> int:
+def _status_bytes(pid: int, field: str = "VmRSS:") -> int:
+    """A memory line of /proc/<pid>/status in bytes (VmHWM, the peak, is reset by exec, unlike
+    ``ru_maxrss``, which a child started by fork + exec inherits from its parent)."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -187,7 +188,7 @@ def spawn(case: str, workdir: Path, mem_limit_gib: float, timeout_s: float) -> d
     proc = subprocess.Popen(cmd)
     peak, stopped = 0, None
     while proc.poll() is None:
-        peak = max(peak, _rss(proc.pid))
+        peak = max(peak, _status_bytes(proc.pid))
         elapsed = time.perf_counter() - t0
         if peak > mem_limit_gib * GIB or elapsed > timeout_s:
             stopped = (f"stopped by the bench at {peak / GIB:.2f} GiB resident after {elapsed:.0f}s "
