@@ -143,6 +143,11 @@ def test_bad_results_are_named(tmp_path, monkeypatch):
         detection_columns(np.zeros((2, 6)))
     with pytest.raises(DataValidationError, match=r"index=1 field 'image_id' = 1.5 is not an integer"):
         detection_columns(np.array([[1, 0, 0, 1, 1, 0.5, 1], [1.5, 0, 0, 1, 1, 0.5, 1]]))
+    with pytest.raises(DataValidationError, match=r"index=1 field 'category_id' = 2.5 is not an integer"):
+        detection_columns([good, dict(good, category_id=2.5)])
+    with pytest.raises(DataValidationError, match=r"index=1 field 'image_id' = '7' is not a number"):
+        detection_columns([good, dict(good, image_id="7")])
+    assert detection_columns([dict(good, image_id=7.0)]).image_id.tolist() == [7]
     with pytest.raises(DataValidationError, match=r"index=0 field 'score' is NaN"):
         detection_columns([dict(good, score=float("nan"))])
     with pytest.raises(DataValidationError, match=r"columns \['score'\] are missing"):

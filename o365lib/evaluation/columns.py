@@ -20,8 +20,9 @@ import gc
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class DetectionColumns:
     def __len__(self) -> int:
         return int(self.score.shape[0])
 
-    def take(self, index: np.ndarray) -> "DetectionColumns":
+    def take(self, index: np.ndarray) -> DetectionColumns:
         """The rows at ``index`` (an integer or boolean array), as a new object."""
         return DetectionColumns(self.image_id[index], self.category_id[index], self.bbox[index],
                                 self.score[index])
@@ -103,8 +104,8 @@ def gt_columns(dataset: Mapping) -> GroundTruthColumns:
 def _from_dicts(results: list, *, source: str, offset: int = 0) -> DetectionColumns:
     """Columns from result dicts; a bad record is named by its index in the whole input."""
     try:
-        image_id = np.array([r["image_id"] for r in results], dtype=np.int64)
-        category_id = np.array([r["category_id"] for r in results], dtype=np.int64)
+        image_id = _exact_int(np.array([r["image_id"] for r in results]), "image_id", source, offset)
+        category_id = _exact_int(np.array([r["category_id"] for r in results]), "category_id", source, offset)
         score = np.array([r["score"] for r in results], dtype=np.float64)
         bbox = np.array([r["bbox"] for r in results], dtype=np.float64).reshape(len(results), 4)
     except (KeyError, TypeError, ValueError):
@@ -171,8 +172,7 @@ def _load_results(path: str | os.PathLike) -> DetectionColumns:
                     continue  # one object longer than the look-back window: read more
                 body, buffer = buffer[:cut.start() + 1], buffer[cut.start() + 1:]
             body = body.lstrip()
-            if body.startswith(","):
-                body = body[1:]
+            body = body.removeprefix(",")
             if not body.strip():
                 continue
             try:
@@ -230,8 +230,8 @@ def detection_columns(detections: Any, *, source: str = "detections") -> Detecti
     elif isinstance(detections, np.ndarray):
         if detections.ndim != 2 or detections.shape[1] != 7:
             raise DataValidationError(source, [
-                f"an array of results must be [N, 7] (image_id, x, y, w, h, score, category_id), "
-                f"got shape {detections.shape}"])
+                ("an array of results must be [N, 7] (image_id, x, y, w, h, score, category_id), "
+                 f"got shape {detections.shape}")])
         arr = np.asarray(detections, dtype=np.float64)
         cols = DetectionColumns(_exact_int(arr[:, 0], "image_id", source), _exact_int(arr[:, 6], "category_id", source),
                                 np.ascontiguousarray(arr[:, 1:5]), np.ascontiguousarray(arr[:, 5]))
@@ -241,8 +241,8 @@ def detection_columns(detections: Any, *, source: str = "detections") -> Detecti
         cols = _from_dicts(list(detections), source=source)
     else:
         raise DataValidationError(source, [
-            f"expected a list of COCO result dicts, a dict of arrays, an [N, 7] array or a path, "
-            f"not {type(detections).__name__}"])
+            ("expected a list of COCO result dicts, a dict of arrays, an [N, 7] array or a path, "
+             f"not {type(detections).__name__}")])
     n = len(cols.score)
     for name, shape in (("image_id", (n,)), ("category_id", (n,)), ("bbox", (n, 4)), ("score", (n,))):
         if getattr(cols, name).shape != shape:
@@ -266,12 +266,15 @@ def _from_mapping(data: Mapping, *, source: str) -> DetectionColumns:
     )
 
 
-def _exact_int(values: np.ndarray, name: str, source: str) -> np.ndarray:
-    if values.dtype.kind in "iu":
+def _exact_int(values: np.ndarray, name: str, source: str, offset: int = 0) -> np.ndarray:
+    """int64 ids; a float id must be a whole number (1.0 is 1, 1.5 is an error, not image 1)."""
+    if values.dtype.kind in "iu" or (values.size == 0 and values.dtype.kind == "f"):
         return values.astype(np.int64, copy=False)
+    if values.dtype.kind != "f":
+        raise TypeError(f"{name} values of dtype {values.dtype}")
     as_int = values.astype(np.int64)
     bad = np.flatnonzero(as_int != values)
     if bad.size:
         raise DataValidationError(source, [
-            f"result index={int(bad[0])} field {name!r} = {values[bad[0]].item()!r} is not an integer"])
+            f"result index={offset + int(bad[0])} field {name!r} = {values[bad[0]].item()!r} is not an integer"])
     return as_int
