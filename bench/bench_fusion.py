@@ -6,14 +6,16 @@ labels; each model emits jittered copies of the objects (60% with the object's l
 rest with other long-tailed labels) plus 20% background boxes, scores from beta
 distributions.  Boxes are normalised x1y1x2y2 in [0, 1] (ensemble-boxes' domain).
 
-For each method: ensemble-boxes per image (numba JIT warmed up first, excluded), ours per
-image (same call pattern) and ours batched (all images in one call, groups = image x label),
-the number of images whose outputs differ, ms/image and speed-up ratios.  NMS: ensemble-boxes
-vs torchvision ``batched_nms`` per image (one ``batched_nms`` over all images is far slower on
-CPU: above 4000 boxes it loops over the image x label groups in Python).  Times are process
-CPU time on CPU (other tenants of a shared machine do not count; our soft-NMS/WBF run on one
-intra-op thread), wall time on GPU.  JSON goes to
-``bench/results/fusion_<device>.json``.
+For soft-NMS and WBF: ensemble-boxes called once per image (its numba JIT warmed up first),
+ours called once per image (``soft_nms`` / ``weighted_boxes_fusion``, the default backend:
+numba on CPU, warmed up), ours batched (all images in one call, groups = image x label) with
+the default backend and with the torch backend.  Per-call medians and totals, speed-up
+ratios, and the number of images whose outputs differ (ours vs ensemble-boxes: kept rows for
+soft-NMS, exact float32 rows for WBF; per-image vs batched).  NMS: ensemble-boxes vs
+torchvision ``batched_nms`` per image.  Times are process CPU time on CPU (other tenants of a
+shared machine do not count), wall time on GPU; the JSON also records the load average and
+the process CPU time, and numba's first-call cost in fresh processes (cached, cold compile).
+JSON goes to ``bench/results/fusion_<device>.json``.
 
     python bench/bench_fusion.py --images 100
     python bench/bench_fusion.py --device cuda
@@ -22,10 +24,14 @@ intra-op thread), wall time on GPU.  JSON goes to
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from o365lib.ops import soft_nms
+from o365lib.ops import HAVE_NUMBA, soft_nms
 from o365lib.tta.wbf import batched_weighted_boxes_fusion, weighted_boxes_fusion
 
 SOFT = {"method": "gaussian", "iou_threshold": 0.5, "sigma": 0.5, "score_threshold": 0.001}
@@ -122,47 +128,72 @@ def _flat(images, device, models):
             t([np.full(len(p[1]), p[4]) for p in parts], torch.int64))  # fmt: skip
 
 
-def bench_soft_nms(images, *, device, per_image_n, labels):
+def _per_call(fn, items):
+    """Call ``fn`` on each item, timing every call: (outputs, total s, median ms per call)."""
+    outs, times = [], []
+    for item in items:
+        t0 = _now()
+        outs.append(fn(item))
+        times.append(_now() - t0)
+    return outs, float(np.sum(times)), 1e3 * float(np.median(times))
+
+
+def _speed_record(
+    eb_total, eb_median_ms, one_total, one_median_ms, batch_s, torch_batch_s, *, images: int
+) -> dict:
+    """ms per image of ensemble-boxes and ours (per-image calls, batched calls), and the ratios."""
+    eb = eb_total / images
+    return {
+        "ensemble_boxes_ms_per_image": 1e3 * eb,
+        "ensemble_boxes_median_ms_per_call": eb_median_ms,
+        "ours_per_image_call_ms_per_image": 1e3 * one_total / images,
+        "ours_median_ms_per_call": one_median_ms,
+        "ours_batched_ms_per_image": 1e3 * batch_s / images,
+        "ours_batched_torch_backend_ms_per_image": 1e3 * torch_batch_s / images,
+        "speedup_per_image_call": eb_total / one_total,
+        "speedup_per_image_call_median": eb_median_ms / one_median_ms,
+        "speedup_batched": eb_total / batch_s,
+        "speedup_batched_torch_backend": eb_total / torch_batch_s,
+    }
+
+
+def bench_soft_nms(images, *, device, labels):
+    """One model per image: ensemble-boxes per image vs ours per image and batched (both backends)."""
     import ensemble_boxes as eb
 
     first = images[0][0]
     eb.soft_nms([first[0]], [first[1]], [first[2]], **_eb_soft())  # warm-up
-    t0 = _now()
-    eb_out = [eb.soft_nms([m[0][0]], [m[0][1]], [m[0][2]], **_eb_soft()) for m in images]
-    eb_s = _now() - t0
+    eb_out, eb_s, eb_med = _per_call(
+        lambda m: eb.soft_nms([m[0][0]], [m[0][1]], [m[0][2]], **_eb_soft()), images
+    )
 
-    tensors = [tuple(torch.from_numpy(x).to(device) for x in m[0]) for m in images[:per_image_n]]
-    soft_nms(*tensors[0], **SOFT)
-    _, ours_one_s = _timed(lambda: [soft_nms(b, s, lab, **SOFT) for b, s, lab in tensors], device)
+    tensors = [tuple(torch.from_numpy(x).to(device) for x in m[0]) for m in images]
+    soft_nms(*tensors[0], **SOFT)  # numba: loads the compiled kernel (or compiles it once)
+    ours_out, one_s, one_med = _per_call(lambda t: soft_nms(*t, **SOFT), tensors)
+    _sync(device)
 
     boxes, scores, labs, _, img = _flat(images, device, models=1)
-    soft_nms(boxes[:300], scores[:300], labs[:300], **SOFT)
-    (keep, _new), ours_batch_s = _timed(lambda: soft_nms(boxes, scores, img * labels + labs, **SOFT), device)
-    keep, img_k = keep.cpu().numpy(), img.cpu().numpy()[keep.cpu().numpy()]
+    batched = {}
+    for backend in ("auto", "torch"):
+        soft_nms(boxes[:300], scores[:300], labs[:300], backend=backend, **SOFT)
+        batched[backend] = _timed(lambda b=backend: soft_nms(boxes, scores, img * labels + labs, backend=b, **SOFT),
+                                  device)  # fmt: skip
     b_np, s_np, l_np = boxes.cpu().numpy(), scores.cpu().numpy(), labs.cpu().numpy()
-    mismatches = 0
-    for i, (eb_b, eb_sc, eb_l) in enumerate(eb_out):
-        k = keep[img_k == i]  # ensemble-boxes returns the kept boxes with their original scores
-        ok = _same(_rows(l_np[k], s_np[k], b_np[k]), _rows(eb_l, eb_sc, eb_b), score_tol=1e-6, box_tol=1e-6)
-        mismatches += not ok
+    img_np, offsets = img.cpu().numpy(), np.cumsum([0] + [len(m[0][1]) for m in images])
+    vs_eb = vs_batched = 0
+    for i, ((eb_b, eb_sc, eb_l), (k1, n1)) in enumerate(zip(eb_out, ours_out)):
+        k = k1.cpu().numpy() + offsets[i]  # ensemble-boxes returns the kept boxes with original scores
+        vs_eb += not _same(_rows(l_np[k], s_np[k], b_np[k]), _rows(eb_l, eb_sc, eb_b), score_tol=0, box_tol=0)
+        for keep, new in (out for out, _ in batched.values()):
+            mine = img_np[keep.cpu().numpy()] == i
+            vs_batched += not (torch.equal(keep[torch.from_numpy(mine)].cpu() - offsets[i], k1.cpu())
+                               and torch.allclose(new[torch.from_numpy(mine)].cpu(), n1.cpu(), rtol=0, atol=1e-7))  # fmt: skip
     return {
-        **_speed_record(eb_s, ours_one_s, ours_batch_s, images=len(images), one_call_images=len(tensors)),
-        "images_with_different_kept_set": mismatches,
-        "per_image_call_images": len(tensors),
-    }
-
-
-def _speed_record(
-    eb_s: float, ours_one_s: float, ours_batch_s: float, *, images: int, one_call_images: int
-) -> dict:
-    """ms per image of ensemble-boxes and of ours (per-image calls, one batched call), and the ratios."""
-    eb, one, batch = eb_s / images, ours_one_s / one_call_images, ours_batch_s / images
-    return {
-        "ensemble_boxes_ms_per_image": 1e3 * eb,
-        "ours_per_image_call_ms_per_image": 1e3 * one,
-        "ours_batched_ms_per_image": 1e3 * batch,
-        "speedup_per_image_call": eb / one,
-        "speedup_batched": eb / batch,
+        **_speed_record(
+            eb_s, eb_med, one_s, one_med, batched["auto"][1], batched["torch"][1], images=len(images)
+        ),
+        "images_with_different_kept_set": vs_eb,
+        "images_where_batched_differs_from_per_image": vs_batched,
     }
 
 
@@ -175,7 +206,8 @@ def _eb_soft():
     }
 
 
-def bench_wbf(images, *, device, per_image_n, models):
+def bench_wbf(images, *, device, models):
+    """``models`` models per image: ensemble-boxes per image vs ours per image and batched."""
     import ensemble_boxes as eb
 
     def eb_call(m):
@@ -184,39 +216,70 @@ def bench_wbf(images, *, device, per_image_n, models):
                                         skip_box_thr=WBF["skip_box_threshold"], conf_type=WBF["conf_type"])  # fmt: skip
 
     eb_call(images[0])
-    t0 = _now()
-    eb_out = [eb_call(m) for m in images]
-    eb_s = _now() - t0
+    eb_out, eb_s, eb_med = _per_call(eb_call, images)
 
-    tensors = [
-        [tuple(torch.from_numpy(x).to(device) for x in mm) for mm in m[:models]] for m in images[:per_image_n]
-    ]
+    tensors = [[tuple(torch.from_numpy(x).to(device) for x in mm) for mm in m[:models]] for m in images]
 
     def ours_call(m):
         return weighted_boxes_fusion([x[0] for x in m], [x[1] for x in m], [x[2] for x in m], **WBF)
 
     ours_call(tensors[0])
-    _, ours_one_s = _timed(lambda: [ours_call(m) for m in tensors], device)
+    ours_out, one_s, one_med = _per_call(ours_call, tensors)
+    _sync(device)
 
-    boxes, scores, labs, model_ids, img = _flat(images, device, models=models)
-    (fb, fs, fl, fi), ours_batch_s = _timed(
-        lambda: batched_weighted_boxes_fusion(
-            boxes, scores, labs, model_ids=model_ids, image_ids=img, num_models=models, **WBF
-        ),
-        device,
-    )
-    fb, fs, fl, fi = (x.cpu().numpy() for x in (fb, fs, fl, fi))
-    mismatches = 0
-    for i, (eb_b, eb_sc, eb_l) in enumerate(eb_out):
-        sel = fi == i
-        ok = _same(_rows(fl[sel], fs[sel], fb[sel]), _rows(eb_l, eb_sc, eb_b), score_tol=1e-5, box_tol=1e-4)
-        mismatches += not ok
+    flat = _flat(images, device, models=models)
+    batched = {}
+    for backend in ("auto", "torch"):
+        n = int((flat[4] == 0).sum())  # warm-up on the first image
+        batched_weighted_boxes_fusion(*(x[:n] for x in flat[:3]), model_ids=flat[3][:n], num_models=models,
+                                      backend=backend, **WBF)  # fmt: skip
+        batched[backend] = _timed(
+            lambda b=backend: batched_weighted_boxes_fusion(*flat[:3], model_ids=flat[3], image_ids=flat[4],
+                                                            num_models=models, backend=b, **WBF),
+            device,
+        )  # fmt: skip
+    vs_eb = vs_batched = 0
+    for i, ((eb_b, eb_sc, eb_l), one) in enumerate(zip(eb_out, ours_out)):
+        one = [x.cpu() for x in one]
+        # exact: our WBF replays ensemble-boxes' float32 roundings (its float64 scores cast like ours)
+        got, expected = (
+            _rows(one[2], one[1], one[0]),
+            _rows(eb_l, eb_sc.astype(np.float32), eb_b.astype(np.float32)),
+        )
+        vs_eb += not _same(got, expected, score_tol=0, box_tol=0)
+        for (fb, fs, fl, fi), _ in batched.values():
+            sel = fi == i
+            vs_batched += not all(torch.equal(a[sel].cpu(), b) for a, b in zip((fb, fs, fl), one))
     return {
-        **_speed_record(eb_s, ours_one_s, ours_batch_s, images=len(images), one_call_images=len(tensors)),
-        "images_with_different_output": mismatches,
-        "per_image_call_images": len(tensors),
-        "fused_boxes": len(fs),
+        **_speed_record(
+            eb_s, eb_med, one_s, one_med, batched["auto"][1], batched["torch"][1], images=len(images)
+        ),
+        "images_with_different_output": vs_eb,
+        "images_where_batched_differs_from_per_image": vs_batched,
+        "fused_boxes": len(batched["auto"][0][1]),
     }
+
+
+def numba_first_call_s() -> dict:
+    """Seconds for import + first soft-NMS and WBF calls in a fresh process: with the on-disk
+    numba cache (the normal case) and with an empty cache (a one-time compile)."""
+    code = (
+        "import time; t = time.perf_counter(); import torch; from o365lib.tta import soft_nms, "
+        "weighted_boxes_fusion as w; t1 = time.perf_counter(); b = torch.rand(9, 4); b[:, 2:] += 1; "
+        "s = torch.rand(9); l = torch.zeros(9, dtype=torch.long); soft_nms(b, s, l); "
+        "t2 = time.perf_counter(); w([b / 2], [s], [l]); print(t1 - t, t2 - t1, time.perf_counter() - t2)"
+    )
+    out = {}
+    root = Path(__file__).resolve().parents[1]
+    for name, extra in (("cached", {}), ("cold_compile", {"NUMBA_CACHE_DIR": tempfile.mkdtemp()})):
+        env = {**os.environ, **extra}
+        res = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
+                             check=True)  # fmt: skip
+        imp, soft, wbf = (float(x) for x in res.stdout.split())
+        out[name] = {"import_torch_and_o365lib_s": imp, "first_soft_nms_s": soft, "first_wbf_s": wbf}
+        if extra:
+            shutil.rmtree(extra["NUMBA_CACHE_DIR"], ignore_errors=True)
+    return out
 
 
 def bench_nms(images, *, device):
@@ -254,8 +317,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--models", type=int, default=3)
     parser.add_argument("--boxes", type=int, default=300)
     parser.add_argument("--labels", type=int, default=365)
-    parser.add_argument("--per-image-images", type=int, default=200,
-                        help="images timed with one call per image (ours); the batched call uses all")  # fmt: skip
+    parser.add_argument("--no-compile-check", action="store_true",
+                        help="skip timing numba's first call in fresh processes (cached and cold cache)")  # fmt: skip
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--only", choices=["soft_nms", "wbf", "nms"], action="append")
@@ -268,10 +331,10 @@ def main(argv=None) -> dict:
     clock = args.clock or ("cpu" if device.type == "cpu" else "wall")
     _CLOCK["now"] = time.process_time if clock == "cpu" else time.perf_counter
     load_before = os.getloadavg()
+    cpu_before = time.process_time()
     t0 = time.perf_counter()
     images = make_workload(images=args.images, models=args.models, boxes=args.boxes, labels=args.labels)
     gen_s = time.perf_counter() - t0
-    per_image_n = min(args.images, args.per_image_images)
     only = args.only or ["soft_nms", "wbf", "nms"]
     report = {
         "workload": {
@@ -292,6 +355,7 @@ def main(argv=None) -> dict:
             "python": platform.python_version(),
             "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+            "numba": HAVE_NUMBA and importlib.metadata.version("numba"),
         },
     }
     out = args.out or Path(__file__).resolve().parent / "results" / f"fusion_{device.type}.json"
@@ -299,22 +363,24 @@ def main(argv=None) -> dict:
 
     def save():
         report["environment"]["load_average_1min_before_after"] = [load_before[0], os.getloadavg()[0]]
+        report["environment"]["process_cpu_s"] = time.process_time() - cpu_before
         out.write_text(json.dumps(report, indent=2))
 
     if "soft_nms" in only:
-        report["soft_nms"] = bench_soft_nms(
-            images, device=device, per_image_n=per_image_n, labels=args.labels
-        )
+        report["soft_nms"] = bench_soft_nms(images, device=device, labels=args.labels)
         print("soft_nms", json.dumps(report["soft_nms"], indent=1), flush=True)
         save()
     if "wbf" in only:
-        report["wbf"] = bench_wbf(images, device=device, per_image_n=per_image_n, models=args.models)
+        report["wbf"] = bench_wbf(images, device=device, models=args.models)
         print("wbf", json.dumps(report["wbf"], indent=1), flush=True)
         save()
     if "nms" in only:
         report["nms"] = bench_nms(images, device=device)
         print("nms", json.dumps(report["nms"], indent=1), flush=True)
         save()
+    if HAVE_NUMBA and device.type == "cpu" and not args.no_compile_check:
+        report["numba_first_call_s"] = numba_first_call_s()
+        print("numba first call", json.dumps(report["numba_first_call_s"], indent=1), flush=True)
     save()
     print("wrote", out)
     return report

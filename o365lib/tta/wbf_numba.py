@@ -46,6 +46,39 @@ def _prefilter(boxes, scores, skip_box_threshold):
     return kept[:k], b
 
 
+@njit(cache=True, nogil=True)
+def _group_order(sw, labels, image_ids):
+    """Visit order: by (image, label) group, then ``sw`` descending, ties in input order."""
+    k = sw.shape[0]
+    if k == 0:
+        return np.empty(0, np.int64)
+    lab_lo, lab_hi, img_lo, img_hi = labels.min(), labels.max(), image_ids.min(), image_ids.max()
+    lab_span, img_span = lab_hi - lab_lo + 1, img_hi - img_lo + 1
+    if lab_span <= 0 or img_span <= 0 or img_span > (1 << 62) // lab_span:  # no composite key
+        order = np.argsort(-sw, kind="mergesort")
+        order = order[np.argsort(labels[order], kind="mergesort")]
+        return order[np.argsort(image_ids[order], kind="mergesort")]
+    key = (image_ids - img_lo) * lab_span + (labels - lab_lo)
+    order = np.argsort(key, kind="mergesort")  # one stable integer sort makes the groups
+    start = 0
+    while start < k:  # then each (small) group by sw descending, stable
+        end = start + 1
+        while end < k and key[order[end]] == key[order[start]]:
+            end += 1
+        if end - start > 32:
+            seg = order[start:end]
+            order[start:end] = seg[np.argsort(-sw[seg], kind="mergesort")]
+        else:
+            for a in range(start + 1, end):  # insertion sort
+                item, b = order[a], a
+                while b > start and sw[order[b - 1]] < sw[item]:
+                    order[b] = order[b - 1]
+                    b -= 1
+                order[b] = item
+        start = end
+    return order
+
+
 @njit(cache=True, nogil=True, error_model="numpy")  # 0 / 0 is NaN, as in numpy
 def _kernel(boxes, scores, labels, model_ids, image_ids, weights, iou_threshold, skip_box_threshold,
             conf_code, allow_overflow, clip_scores):  # fmt: skip
@@ -55,10 +88,7 @@ def _kernel(boxes, scores, labels, model_ids, image_ids, weights, iou_threshold,
     sw = np.empty(k)
     for j in range(k):
         sw[j] = scores[kept[j]] * weights[model_ids[kept[j]]]
-    # groups = (image, label); within a group s*w descending, ties in input order
-    order = np.argsort(-sw, kind="mergesort")
-    order = order[np.argsort(labels[kept[order]], kind="mergesort")]
-    order = order[np.argsort(image_ids[kept[order]], kind="mergesort")]
+    order = _group_order(sw, labels[kept], image_ids[kept])
 
     acc = np.zeros((k, 4), np.float32)  # ensemble-boxes' float32 accumulator of s*w*box
     rep = np.empty((k, 5))  # current fused box and its area

@@ -138,9 +138,9 @@ def _fuse_groups(
     """
     device = boxes.device
     # group id per box; groups laid out largest first, boxes by s*w descending, ties in input order
-    lab_span = int(labels.max() - labels.min()) + 1
-    key = (image_ids - image_ids.min()) * lab_span + (labels - labels.min())
-    _, group, counts = torch.unique(key, return_inverse=True, return_counts=True)
+    # (image, label) pairs in lexicographic order; no integer key that could overflow
+    pairs = torch.stack([image_ids, labels], 1)
+    _, group, counts = torch.unique(pairs, dim=0, return_inverse=True, return_counts=True)
     rank = torch.empty_like(counts)
     by_size = torch.argsort(counts, descending=True, stable=True)
     rank[by_size] = torch.arange(counts.numel(), device=device)
@@ -179,6 +179,7 @@ def _fuse_groups(
     models = torch.zeros((total, num_models), dtype=torch.bool, device=device) if need_models else None
     n_clusters = torch.ones(num_groups, dtype=torch.int64, device=device)
     steps = torch.arange(sizes[0], device=device)
+    maybe_nan = bool((sw <= 0).any())  # only clusters with a 0 score sum can get a NaN box
 
     # step 0: every group's first box starts cluster 0
     state.index_copy_(0, start, add_sm[:num_groups])
@@ -204,19 +205,19 @@ def _fuse_groups(
         iou.masked_fill_(steps[None, :t] >= nc[:, None], -1.0)
         best, best_idx = iou.max(dim=1)
         join = best > iou_threshold
-        nan = torch.isnan(iou)  # a NaN fused box (members all score 0): np.argmax picks it, joins
-        if bool(nan.any()):
+        if maybe_nan:  # a NaN fused box (0 / 0): np.argmax picks the first NaN, and joins it
+            nan = torch.isnan(iou)
             has_nan = nan.any(dim=1)
             best_idx = torch.where(has_nan, nan.to(torch.uint8).argmax(dim=1), best_idx)
             join = join | has_nan
         slot = st + torch.where(join, best_idx, nc)
         nc += ~join
-        state.index_add_(0, slot, add_sm[lo:hi])
         max_sw.scatter_reduce_(0, slot, sw_sm[lo:hi], reduce="amax")
         if models is not None:
             models[slot, mid_sm[lo:hi]] = True
-        s = state.index_select(0, slot)
-        s[:, 3:] = s[:, 3:].float().double()  # float32 accumulator: float64 add, then rounding
+        # slots differ within a step: add, round the box sums like a float32 accumulator, store
+        s = state.index_select(0, slot).add_(add_sm[lo:hi])
+        s[:, 3:] = s[:, 3:].float()
         state.index_copy_(0, slot, s)
         # ensemble-boxes: a singleton keeps its box; a merged cluster's box is float32(acc / conf)
         new_box = torch.where(s[:, 1:2] > 1, (s[:, 3:] / s[:, 0:1]).float().double(), box)

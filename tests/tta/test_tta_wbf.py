@@ -230,3 +230,21 @@ def test_skip_threshold_compares_in_the_scores_dtype(backend):
                                         model_ids=torch.tensor([0]), num_models=1, skip_box_threshold=0.7,
                                         backend=backend)  # fmt: skip
     assert got[1].tolist() == [pytest.approx(0.7)]
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_batched_with_sparse_image_ids(backend):
+    """Image ids too far apart for one (image, label) integer key: the same fusion per image."""
+    images = [detections(seed, num_models=2, num_boxes=60, num_labels=5) for seed in (11, 12)]
+    flat = [torch.from_numpy(np.concatenate([m[k] for im in images for m in im])) for k in range(3)]
+    model_ids = torch.cat([torch.full((len(m[1]),), j) for im in images for j, m in enumerate(im)])
+    image_of = torch.cat([torch.full((len(m[1]),), i) for i, im in enumerate(images) for m in im])
+    for image_ids in (image_of, image_of * 2**61 - 2**60):
+        fb, fs, fl, fi = batched_weighted_boxes_fusion(*flat, model_ids=model_ids, image_ids=image_ids,
+                                                       num_models=2, backend=backend)  # fmt: skip
+        for i, im in enumerate(images):
+            one = weighted_boxes_fusion(*zip(*im), backend=backend)
+            sel = fi == image_ids[image_of == i][0]
+            assert (
+                torch.equal(fb[sel], one[0]) and torch.equal(fs[sel], one[1]) and torch.equal(fl[sel], one[2])
+            )
