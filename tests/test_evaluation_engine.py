@@ -82,6 +82,18 @@ def test_arrays_equal_pycocotools(seed, max_dets):
     np.testing.assert_allclose(ours["recall"], ref_recall, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_uncapped_arrays_equal_pycocotools_with_a_huge_cap(seed):
+    """max_dets=None (fixed AP's setting) is COCO with a cap no pair reaches."""
+    gt, dets = hard_workload(seed)
+    ours = coco_eval_columns(gt_columns(gt), detection_columns(dets), max_dets=None)
+    ref_precision, ref_recall = pycocotools_arrays(gt, dets, [10 ** 6])
+    np.testing.assert_allclose(ours["precision"], ref_precision, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours["recall"], ref_recall, rtol=0, atol=1e-12)
+    capped = coco_eval_columns(gt_columns(gt), detection_columns(dets), max_dets=[5])
+    assert not np.array_equal(capped["recall"], ours["recall"])  # the workload has pairs above 5
+
+
 def test_workload_exercises_the_edge_cases():
     gt, dets = hard_workload(0)
     areas = [a["area"] for a in gt["annotations"]]
@@ -93,6 +105,7 @@ def test_workload_exercises_the_edge_cases():
     assert max(per_pair.values()) > 10
 
 
+@pytest.mark.filterwarnings("ignore:Found annotation id 0")  # the workload has one on purpose
 def test_engines_agree_on_evaluate():
     gt, dets = hard_workload(3, num_images=30)
     a = evaluate(gt, dets, ranges=("1-3",))
