@@ -47,15 +47,16 @@ def class_counts(ctx) -> dict:
 
 
 def loss_spec(ctx, name: str | None) -> dict | None:
-    """The ``class_loss`` argument of ``build_detector`` for a loss name (None: softmax cross-entropy)."""
+    """``build_detector`` arguments of a classification loss (None: softmax cross-entropy).
+
+    Federated samples classes by training-image counts from the training file; Seesaw accumulates its
+    running counts from the labels it sees, as in the paper.
+    """
     if name is None:
         return None
-    counts = class_counts(ctx)
     if name == "federated":
-        return {"name": name, "image_counts": counts["images"]}
-    if name == "seesaw":
-        return {"name": name}  # running counts are accumulated from the labels seen, as in the paper
-    return {"name": name}
+        return {"class_loss": name, "image_counts": class_counts(ctx)["images"]}
+    return {"class_loss": name}
 
 
 def ensure_row(ctx, row: str, *, seed: int, base: models.ModelRun) -> models.ModelRun:

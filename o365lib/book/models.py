@@ -190,10 +190,16 @@ def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = No
         write_json(run.dir / "spec.json", spec)
     model = build_model(run, load=False)
     if init is not None:
-        from o365lib.modeling.transfer import init_detector_weights, transfer_weights
+        from o365lib.modeling.transfer import init_detector_weights, read_weights_file, transfer_weights
 
         if isinstance(init, ModelRun):  # our own model: tensors copied, classifier rows mapped by category id
-            report = transfer_weights(model, init.checkpoint, source_label_map=init.label_map,
+            source = init.checkpoint
+            if run.detector_kwargs.get("class_loss", "softmax") != init.detector_kwargs.get("class_loss", "softmax"):
+                # another classification loss (Seesaw, EQLv2, Federated): its classifier starts fresh, as in
+                # the papers; everything else (backbone, RPN, box heads, regressors) is the start's
+                source = {k: v for k, v in read_weights_file(init.checkpoint)[0].items()
+                          if not k.endswith(("cls_score.weight", "cls_score.bias"))}
+            report = transfer_weights(model, source, source_label_map=init.label_map,
                                       target_label_map=coco.label_map, prefixes=tuple(init_prefixes))
         else:  # a detector file (mmdet, ours or torchvision): classifier rows copied for same-named classes
             categories = sorted(coco.dataset["categories"], key=lambda c: c["id"])

@@ -153,11 +153,11 @@ def resampling_budget(ctx) -> dict:
 
 
 def ensure_resampled(ctx, name: str, *, seed: int, base: models.ModelRun, loss: dict | None = None) -> models.ModelRun:
-    """A general model fine-tuned with one sampler (and optionally a classification loss), common budget."""
-    overrides = {"class_loss": loss} if loss else None
-    label = f"resample-{name}" + (f"-{loss['name']}" if loss else "")
+    """A general model fine-tuned with one sampler, common budget; ``loss``: ``build_detector`` arguments of a
+    classification loss (``o365lib.book.beyond.loss_spec``), default softmax cross-entropy."""
+    label = f"resample-{name}" + (f"-{loss['class_loss']}" if loss else "")
     return models.ensure_model(ctx, label, seed=seed, init=base, sampler={"name": name, **sampler_options(ctx, name)},
-                               budget=resampling_budget(ctx), detector_overrides=overrides)
+                               budget=resampling_budget(ctx), detector_overrides=loss)
 
 
 def resampling_study(ctx, names) -> dict:

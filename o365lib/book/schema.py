@@ -77,7 +77,7 @@ def _convert(value: Any, tp, *, source: str, key: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(source, key, f"expected {_type_name(tp)}, got {value!r}")
         return [_convert(v, item, source=source, key=f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
+    if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(source, key, f"expected a mapping, got {value!r}")
         return dict(value)

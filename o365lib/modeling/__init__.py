@@ -8,6 +8,7 @@ weight loading and transfer (``init_detector_weights`` for COCO-pretrained start
 
 from o365lib.modeling.anchors import StridedAnchorGenerator
 from o365lib.modeling.backbones import BACKBONES, TinyBackbone, build_backbone
+from o365lib.modeling.class_losses import CLASS_LOSSES, ClassLoss, build_class_loss
 from o365lib.modeling.build import PRESETS, build_detector, default_anchor_sizes
 from o365lib.modeling.cascade import (
     BOX_WEIGHTS,
@@ -34,6 +35,9 @@ from o365lib.modeling.transfer import (
 __all__ = [
     "BACKBONES",
     "BOX_WEIGHTS",
+    "CLASS_LOSSES",
+    "ClassLoss",
+    "build_class_loss",
     "COCO80_NAMES",
     "IOU_THRESHOLDS",
     "MMDET_BOX_STDS",

@@ -176,6 +176,10 @@ def build_detector(
     max_candidates: int | None = None,
     preset: str | None = None,
     stage_score_average: str | None = None,
+    class_loss: str = "softmax",
+    class_loss_options: dict | None = None,
+    class_counts: Sequence[float] | None = None,
+    image_counts: Sequence[float] | None = None,
 ) -> CascadeRCNN:
     """A Cascade R-CNN (3 stages, FPN, RPN) for ``num_classes`` foreground classes (labels 1..K).
 
@@ -198,6 +202,11 @@ def build_detector(
         preset: ``"tiny"``, ``"resnet"`` or ``"mmdet"`` (see the module docstring); default
             ``"tiny"`` for the tiny backbone, else ``"resnet"``.
         stage_score_average: ``"probabilities"`` (tiny/resnet) or ``"logits"`` (mmdet).
+        class_loss: the box heads' classification loss by name: ``"softmax"`` (cross-entropy, the
+            default), ``"seesaw"``, ``"eqlv2"`` or ``"federated"`` (``o365lib.modeling.class_losses``),
+            with ``class_loss_options`` (e.g. Seesaw's ``p``, ``q``); ``class_counts`` (Seesaw's optional
+            start of its running counts) and ``image_counts`` (Federated's sampling weights) are per-class
+            training instances / images in label order.
     """
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
@@ -276,6 +285,10 @@ def build_detector(
         box_stds=preset["box_stds"],
         box_loss_beta=preset["box_loss_beta"],
         stage_score_average=stage_score_average or preset["stage_score_average"],
+        class_loss=class_loss,
+        class_loss_options=class_loss_options,
+        class_counts=class_counts,
+        image_counts=image_counts,
     )
     transform = DetectionTransform(
         min_sizes,
@@ -306,6 +319,8 @@ def build_detector(
         "max_size": max_size,
         "norm": norm,
         "preset": preset_name,
+        "class_loss": class_loss,
+        "class_loss_options": dict(class_loss_options or {}),
     }
     if weights is not None:
         load_model_weights(model, weights)

@@ -22,7 +22,7 @@ the class-agnostic forward and loss. Features are pooled by ``SparseMultiScaleRo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,7 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import boxes as box_ops
 
 from o365lib.modeling.box_coding import StdBoxCoder
+from o365lib.modeling.class_losses import ClassLoss, build_class_loss
 from o365lib.modeling.roi_align import SparseMultiScaleRoIAlign
 
 IOU_THRESHOLDS = (0.5, 0.6, 0.7)
@@ -43,15 +44,23 @@ STAGE_SCORE_AVERAGES = ("probabilities", "logits")
 
 
 class StagePredictor(nn.Module):
-    """Class logits (``num_classes + 1`` with background at 0) and one class-agnostic box delta."""
+    """Class logits (background at 0; ``class_loss.num_outputs`` of them) and one class-agnostic box delta.
 
-    def __init__(self, in_features: int, num_classes: int) -> None:
+    The classifier comes from the stage's classification loss (``o365lib.modeling.class_losses``):
+    a linear layer for softmax cross-entropy, EQLv2 and Federated, a normalised cosine classifier for
+    Seesaw. It keeps the name ``cls_score`` so checkpoints and weight transfer are unchanged.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, *, class_loss: ClassLoss | None = None) -> None:
         super().__init__()
-        self.cls_score = nn.Linear(in_features, num_classes + 1)
+        if class_loss is None:  # the default softmax classifier, initialised as always
+            self.cls_score = nn.Linear(in_features, num_classes + 1)
+            nn.init.normal_(self.cls_score.weight, std=0.01)
+            nn.init.zeros_(self.cls_score.bias)
+        else:
+            self.cls_score = class_loss.make_classifier(in_features)
         self.bbox_pred = nn.Linear(in_features, 4)
-        nn.init.normal_(self.cls_score.weight, std=0.01)
         nn.init.normal_(self.bbox_pred.weight, std=0.001)
-        nn.init.zeros_(self.cls_score.bias)
         nn.init.zeros_(self.bbox_pred.bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,6 +89,7 @@ class CascadeStage(RoIHeads):
         roi_level_mapping: str = "torchvision",
         roi_strides: Sequence[int] | None = None,
         box_stds: Sequence[float] | None = None,
+        class_loss: ClassLoss | None = None,
     ) -> None:
         super().__init__(
             box_roi_pool=SparseMultiScaleRoIAlign(
@@ -91,7 +101,7 @@ class CascadeStage(RoIHeads):
                 strides=roi_strides,
             ),
             box_head=TwoMLPHead(in_channels * roi_output_size**2, representation_size),
-            box_predictor=StagePredictor(representation_size, num_classes),
+            box_predictor=StagePredictor(representation_size, num_classes, class_loss=class_loss),
             fg_iou_thresh=iou_threshold,
             bg_iou_thresh=iou_threshold,
             batch_size_per_image=batch_size_per_image,
@@ -102,6 +112,7 @@ class CascadeStage(RoIHeads):
             detections_per_img=100,
         )
         self.iou_threshold = float(iou_threshold)
+        self.class_loss = class_loss if class_loss is not None else ClassLoss(num_classes=num_classes)
         if box_stds is not None:
             self.box_coder = StdBoxCoder(box_stds)
 
@@ -131,13 +142,15 @@ def stage_losses(
     regression_targets: torch.Tensor,
     *,
     beta: float = 1.0 / 9,
+    class_loss: ClassLoss | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy over K+1 classes and smooth-L1 (``beta``: 1/9 here, 1.0 in mmdet's cascade
     configs) on the positives' deltas.
 
     Both are averaged over all sampled boxes, as in torchvision's Faster R-CNN loss (and mmdet's).
+    ``class_loss`` replaces the cross-entropy (Seesaw, EQLv2, Federated: ``o365lib.modeling.class_losses``).
     """
-    loss_cls = F.cross_entropy(logits, labels)
+    loss_cls = F.cross_entropy(logits, labels) if class_loss is None else class_loss.loss(logits, labels)
     positive = torch.where(labels > 0)[0]
     loss_box = F.smooth_l1_loss(
         deltas[positive], regression_targets[positive], beta=beta, reduction="sum"
@@ -168,6 +181,10 @@ class CascadeRoIHeads(nn.Module):
         box_stds: Sequence[Sequence[float]] | None = None,
         box_loss_beta: float = 1.0 / 9,
         stage_score_average: str = "probabilities",
+        class_loss: str = "softmax",
+        class_loss_options: Mapping | None = None,
+        class_counts: Sequence[float] | None = None,
+        image_counts: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if stage_score_average not in STAGE_SCORE_AVERAGES:
@@ -201,6 +218,9 @@ class CascadeRoIHeads(nn.Module):
                 roi_level_mapping=roi_level_mapping,
                 roi_strides=roi_strides,
                 box_stds=None if box_stds is None else box_stds[index],
+                class_loss=None if class_loss == "softmax" and not class_loss_options else build_class_loss(
+                    class_loss, num_classes=num_classes, class_counts=class_counts, image_counts=image_counts,
+                    **dict(class_loss_options or {})),
             )
             for index, (iou, weights) in enumerate(zip(iou_thresholds, box_weights))
         )
@@ -224,6 +244,7 @@ class CascadeRoIHeads(nn.Module):
                 torch.cat(labels),
                 torch.cat(regression_targets).to(deltas.dtype),
                 beta=self.box_loss_beta,
+                class_loss=stage.class_loss,
             )
             weight = self.stage_loss_weights[index]
             losses[f"loss_cls_s{index}"] = loss_cls * weight
@@ -250,12 +271,12 @@ class CascadeRoIHeads(nn.Module):
             if self.stage_score_average == "logits":
                 stage_scores.append(logits.float())
             else:
-                stage_scores.append(F.softmax(logits.float(), dim=-1))
+                stage_scores.append(stage.class_loss.probabilities(logits.float()))
             boxes = stage.refine(deltas, boxes, image_shapes)
         total = stage_scores[0]
         for scores in stage_scores[1:]:
             total = total + scores
         averaged = total / float(len(stage_scores))
         if self.stage_score_average == "logits":
-            averaged = F.softmax(averaged, dim=-1)
+            averaged = self.stages[-1].class_loss.probabilities(averaged)
         return boxes, list(averaged.split([len(b) for b in boxes]))

@@ -72,6 +72,7 @@ class CascadeRCNN(nn.Module):
         self.soft_nms_sigma = 0.5
         self.soft_nms_kind = "gaussian"
         self.max_candidates = None if max_candidates is None else int(max_candidates)
+        self.score_calibration = None  # e.g. NorCal: [N, K+1] probabilities -> calibrated (predict_raw)
         self.min_box_size = float(min_box_size)
         if nms_style not in NMS_STYLES:
             raise ValueError(f"nms_style must be one of {NMS_STYLES}, got {nms_style!r}")
@@ -131,14 +132,20 @@ class CascadeRCNN(nn.Module):
     def predict_raw(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """Per image ``{"boxes": [N, 4] xyxy input pixels, "scores": [N, K] mean probabilities}``.
 
-        Scores exclude the background column; nothing is thresholded or suppressed yet.
+        Scores exclude the background column; nothing is thresholded or suppressed yet. When
+        ``score_calibration`` is set (a function of the ``[N, K+1]`` probabilities, e.g. NorCal from
+        ``o365lib.calibration``), the scores are calibrated first, so thresholding, NMS and the
+        per-image top-k rank by the calibrated scores.
         """
         if self.training:
             raise RuntimeError("predict_raw needs the model in eval mode (call model.eval())")
         with torch.no_grad():
             _, boxes, probabilities, resized_sizes = self._cascade(images, None)
         outputs = []
+        calibrate = getattr(self, "score_calibration", None)
         for box, probability, resized, image in zip(boxes, probabilities, resized_sizes, images):
+            if calibrate is not None:
+                probability = calibrate(probability)
             original = tuple(image.shape[-2:])
             box = resize_boxes(box.float(), resized, original)
             outputs.append({"boxes": box, "scores": probability[:, 1:].float()})
