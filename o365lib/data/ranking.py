@@ -124,6 +124,8 @@ def ranked_category_ids(dataset_or_cocodata: Any) -> list[int]:
     return sorted(counts, key=lambda cid: (-counts[cid], cid))
 
 
+#: Dashes that look like "-" but are not (text pasted from a paper or a word processor).
+_TYPOGRAPHIC_DASHES = {"\u2013": "en dash", "\u2014": "em dash", "\u2212": "minus sign", "\u2010": "hyphen"}
 _PART = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
 
 
@@ -151,6 +153,12 @@ def parse_class_range(spec: str | int, num_classes: int) -> list[int]:
     for part in text.split(","):
         part = part.strip()
         match = _PART.match(part)
+        if match is None and any(dash in part for dash in _TYPOGRAPHIC_DASHES):
+            raise ValueError(
+                f"invalid class range {spec!r}: {part!r} contains a typographic dash "
+                f"({', '.join(f'{d!r} {n}' for d, n in _TYPOGRAPHIC_DASHES.items() if d in part)}); "
+                "write the range with a plain hyphen-minus, e.g. '301-365'"
+            )
         if match is None:
             raise ValueError(
                 f"invalid class range {spec!r}: {part!r} is not a rank or a range 'a-b' "

@@ -128,3 +128,9 @@ def test_ranks_to_category_ids_keeps_rank_order():
     assert ranks_to_category_ids(parse_class_range("all", 3), ranking) == [7, 50, 9]
     with pytest.raises(ValueError, match="rank 4"):
         ranks_to_category_ids([4], ranking)
+
+
+@pytest.mark.parametrize(("spec", "name"), [("301–365", "en dash"), ("301—365", "em dash"), ("301−365", "minus sign")])
+def test_typographic_dashes_are_named(spec, name):
+    with pytest.raises(ValueError, match=f"typographic dash .*{name}.*plain hyphen-minus"):
+        parse_class_range(spec, 365)
