@@ -129,39 +129,52 @@ def coco_eval_columns(gt: GroundTruthColumns, dets: DetectionColumns, *, max_det
         st = np.zeros((A * T, o.size), np.int8)
         where = slot[o] >= 0
         st[:, where] = status[:, slot[o][where]]
-        outside = (det_area[o][None, :] < ranges[:, :1]) | (det_area[o][None, :] > ranges[:, 1:])  # [A, n]
-        tp = st == 1
-        ignored = (st == 2) | ((st == 0) & np.repeat(outside, T, axis=0))
-        fp = ~tp & ~ignored
-        for m, cap in enumerate(caps):
-            take = slice(None) if cap is None or cap == cap_last else rank[o] < cap
-            for a in range(A):
-                if npig[a] == 0:
-                    continue
-                rows = slice(a * T, (a + 1) * T)
+        area = det_area[o]
+        kept_by_cap = [None if cap is None or cap == cap_last else np.flatnonzero(rank[o] < cap) for cap in caps]
+        for a in range(A):
+            if npig[a] == 0:
+                continue
+            st_a = st[a * T:(a + 1) * T]
+            counted = ~((area < ranges[a, 0]) | (area > ranges[a, 1]))  # unmatched outside the range: ignored
+            for m, keep in enumerate(kept_by_cap):
+                st_m, counted_m = (st_a, counted) if keep is None else (st_a[:, keep], counted[keep])
                 precision[:, :, k, a, m], recall[:, k, a, m] = _pr_curve(
-                    tp[rows][:, take], fp[rows][:, take], npig=int(npig[a]))
+                    st_m == 1, (st_m == 0) & counted_m[None, :], npig=int(npig[a]))
     return {"precision": precision, "recall": recall, "category_ids": [int(c) for c in gt.category_ids],
             "iou_thrs": IOU_THRESHOLDS.copy(), "max_dets": caps, "areas": list(areas),
-            "num_detections_evaluated": int(len(order))}
+            "num_detections_evaluated": len(order)}
 
 
 def _pr_curve(tp: np.ndarray, fp: np.ndarray, *, npig: int) -> tuple[np.ndarray, np.ndarray]:
-    """Interpolated precision at the recall thresholds [T, R] and final recall [T] (pycocotools)."""
-    n = tp.shape[1]
+    """Interpolated precision at the recall thresholds [T, R] and final recall [T] (pycocotools).
+
+    pycocotools builds recall and precision at every detection; both only change value at a true
+    positive (recall is flat elsewhere and precision only falls), so the first detection reaching
+    a recall threshold is a true positive and the precision envelope is its maximum over later
+    true positives. Evaluating at the true positives alone gives the same numbers with the same
+    arithmetic (``tp / (fp + tp + eps)`` in float64) on far shorter arrays.
+    """
+    rows, n = tp.shape
+    q = np.zeros((rows, len(RECALL_THRESHOLDS)))
+    recall = np.zeros(rows)
     if n == 0:
-        return np.zeros((tp.shape[0], len(RECALL_THRESHOLDS))), np.zeros(tp.shape[0])
-    tp_sum = np.cumsum(tp, axis=1).astype(float)
-    fp_sum = np.cumsum(fp, axis=1).astype(float)
-    rc = tp_sum / npig
-    pr = tp_sum / (fp_sum + tp_sum + np.spacing(1))
-    pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-    q = np.zeros((tp.shape[0], len(RECALL_THRESHOLDS)))
-    for t in range(tp.shape[0]):
-        inds = np.searchsorted(rc[t], RECALL_THRESHOLDS, side="left")
-        inside = inds < n
-        q[t, inside] = pr[t, inds[inside]]
-    return q, rc[:, -1]
+        return q, recall
+    fp_sum = np.cumsum(fp, axis=1, dtype=np.int64)
+    row_of, pos = np.nonzero(tp)
+    bounds = np.searchsorted(row_of, np.arange(rows + 1))
+    for t in range(rows):
+        lo, hi = bounds[t], bounds[t + 1]
+        if hi == lo:
+            continue
+        tp_sum = np.arange(1, hi - lo + 1, dtype=float)
+        rc = tp_sum / npig
+        pr = tp_sum / (fp_sum[t, pos[lo:hi]].astype(float) + tp_sum + np.spacing(1))
+        pr = np.maximum.accumulate(pr[::-1])[::-1]
+        inds = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
+        inside = inds < pr.size
+        q[t, inside] = pr[inds[inside]]
+        recall[t] = rc[-1]
+    return q, recall
 
 
 def _overlaps(pair, d_box, g_pair, g_box, g_crowd, min_iou):
