@@ -33,7 +33,6 @@ __all__ = [
     "HeadDownsampleSampler",
     "RepeatFactorSampler",
     "UniformSampler",
-    "as_torch_sampler",
     "build_sampler",
     "effective_class_distribution",
     "image_category_ids_from_coco",
@@ -279,26 +278,3 @@ def effective_class_distribution(sampler, image_category_ids: Sequence[Sequence[
         total += np.bincount(pair_class, weights=draws[pair_image], minlength=len(class_ids))
     return {c: float(total[k] / epochs) for c, k in column.items()}
 
-
-def as_torch_sampler(sampler, *, rank: int = 0, world_size: int = 1):
-    """A ``torch.utils.data.Sampler`` yielding this rank's shard of ``sampler``'s current epoch.
-
-    Call ``.set_epoch(e)`` at the start of each epoch (as with ``DistributedSampler``).
-    """
-    import torch.utils.data
-
-    class _Sharded(torch.utils.data.Sampler):
-        def __init__(self):
-            self.epoch = 0
-
-        def set_epoch(self, epoch: int) -> None:
-            self.epoch = int(epoch)
-
-        def __iter__(self):
-            return iter(shard(sampler.epoch_indices(self.epoch), rank, world_size))
-
-        def __len__(self) -> int:
-            return math.ceil(len(sampler) / world_size)
-
-    shard([0], rank, world_size)  # validates rank / world_size now
-    return _Sharded()

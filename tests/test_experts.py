@@ -153,12 +153,6 @@ def test_pick_expert_ranges_errors():
         pick_expert_ranges({}, ranking, num_experts=1, min_size=2, max_size=3)
 
 
-def test_expert_training_set_matches_data_subset():
-    data = pytest.importorskip("o365lib.data")
-    for other, keep in (("background", False), ("keep", True)):
-        ours = expert_training_set(small_train(), ranks="2-3", ranking=RANKING, other_classes=other)
-        theirs = data.subset_by_ranks(small_train(), ranks="2-3", ranking=RANKING, keep_other_annotations=keep)
-        assert ours == theirs
 
 
 def test_fuse_random_properties():

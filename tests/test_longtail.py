@@ -11,7 +11,6 @@ from o365lib.longtail import (
     HeadDownsampleSampler,
     RepeatFactorSampler,
     UniformSampler,
-    as_torch_sampler,
     build_sampler,
     effective_class_distribution,
     image_category_ids_from_coco,
@@ -181,13 +180,3 @@ def test_image_category_ids_from_coco():
         {"image_id": 2, "category_id": 7}, {"image_id": 2, "category_id": 8}]}
     assert image_category_ids_from_coco(ds) == [[], [7, 8]]
 
-
-def test_torch_sampler_shards():
-    base = UniformSampler(10, seed=2)
-    parts = [as_torch_sampler(base, rank=r, world_size=3) for r in range(3)]
-    for p in parts:
-        p.set_epoch(4)
-    got = [list(p) for p in parts]
-    assert [len(g) for g in got] == [4, 4, 4] and len(parts[0]) == 4
-    assert set().union(*map(set, got)) == set(range(10))
-    assert got[0] == shard(base.epoch_indices(4), 0, 3)

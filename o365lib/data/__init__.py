@@ -27,7 +27,6 @@ from o365lib.data.stats import (
     example_image_ids,
     image_category_ids,
     imbalance_table,
-    subset_by_ranks,
     tail_stats,
 )
 from o365lib.data.validate import DataValidationError, DataWarning, ValidationReport, validate_coco
@@ -53,7 +52,6 @@ __all__ = [
     "ranked_category_ids",
     "ranks_to_category_ids",
     "read_image",
-    "subset_by_ranks",
     "tail_stats",
     "validate_coco",
 ]

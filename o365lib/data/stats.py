@@ -1,10 +1,9 @@
-"""Long-tail statistics and class-range subsets of a COCO data set.
+"""Long-tail statistics of a COCO data set.
 
 ``tail_stats`` is the per-class table behind the talk's "class instance distribution" plot,
 ``imbalance_table`` its COCO-vs-Objects365 max/min table with the data set in use added,
-``subset_by_ranks`` cuts the images of a class-rank range (expert training sets, the tiny
-track) without renumbering anything, ``image_category_ids`` gives the per-image class lists that
-the long-tail samplers work on.
+``image_category_ids`` gives the per-image class lists that the long-tail samplers work on.
+Training sets of a class-rank range (experts) are cut by ``o365lib.experts.expert_training_set``.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from o365lib.data.ranking import (
     ranks_to_category_ids,
 )
 
-__all__ = ["TALK_IMBALANCE", "example_image_ids", "image_category_ids", "imbalance_table", "subset_by_ranks",
+__all__ = ["TALK_IMBALANCE", "example_image_ids", "image_category_ids", "imbalance_table",
            "tail_stats"]
 
 # The talk's table (Objects365 V1 train vs COCO train): max/min training instances per class.
@@ -78,32 +77,6 @@ def imbalance_table(dataset: Any, name: str = "this data") -> pd.DataFrame:
     return pd.DataFrame(columns).loc[["Max #Instance", "Min #Instance", "Max / Min"]]
 
 
-def subset_by_ranks(
-    dataset: Any,
-    *,
-    ranks: Iterable[int] | str,
-    ranking: Mapping[int, int],
-    keep_other_annotations: bool = False,
-) -> dict:
-    """COCO dict of the images containing at least one annotation of the given class ranks.
-
-    ``ranks`` is a list of 1-based ranks or a range spec (``"301-365"``, see
-    :func:`parse_class_range`). Image ids, annotation ids and the category list are kept
-    unchanged (so results and ground truth stay comparable with the full set). Annotations of
-    other classes in the kept images are dropped unless ``keep_other_annotations``.
-    """
-    data = _as_dataset(dataset)
-    if isinstance(ranks, (str, int)):
-        ranks = parse_class_range(ranks, len(ranking))
-    wanted = set(ranks_to_category_ids(ranks, ranking))
-    keep_images = {int(a["image_id"]) for a in data["annotations"] if int(a["category_id"]) in wanted}
-    anns = [a for a in data["annotations"] if int(a["image_id"]) in keep_images
-            and (keep_other_annotations or int(a["category_id"]) in wanted)]
-    out = {k: v for k, v in data.items() if k not in ("images", "annotations", "categories")}
-    out["images"] = [img for img in data["images"] if int(img["id"]) in keep_images]
-    out["annotations"] = anns
-    out["categories"] = list(data["categories"])
-    return out
 
 
 def example_image_ids(dataset: Any, category_ids: Iterable[int], *, per_class: int = 1) -> list[int]:

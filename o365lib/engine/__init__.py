@@ -7,9 +7,9 @@
 """
 
 from o365lib.data.dataset import DetectionDataset, collate_detection
-from o365lib.engine.checkpoint import load_checkpoint, load_matching_weights, save_atomic, write_json_atomic
+from o365lib.engine.checkpoint import load_checkpoint, save_atomic
 from o365lib.engine.config import TrainConfig, TrainResult
-from o365lib.engine.distributed import DistInfo, setup_distributed, teardown_distributed
+from o365lib.engine.distributed import DistInfo, setup_distributed
 from o365lib.engine.inference import detections_to_coco, predict, save_results
 from o365lib.engine.train import TrainingDivergedError, flip_horizontal, train
 
@@ -23,12 +23,9 @@ __all__ = [
     "detections_to_coco",
     "flip_horizontal",
     "load_checkpoint",
-    "load_matching_weights",
     "predict",
     "save_atomic",
     "save_results",
     "setup_distributed",
-    "teardown_distributed",
     "train",
-    "write_json_atomic",
 ]

@@ -10,10 +10,7 @@ a run killed while writing never leaves a truncated ``last.pt``.
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,36 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from o365lib.modeling.transfer import load_matching_weights, load_model_weights
-
-
-def _atomic_write(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+from o365lib.io import atomic_write
+from o365lib.modeling.transfer import load_model_weights
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` through a temporary file + ``os.replace``."""
-    return _atomic_write(Path(path), lambda temporary: torch.save(obj, temporary))
-
-
-def write_json_atomic(obj: Any, path: str | Path) -> Path:
-    """JSON to ``path`` through a temporary file + ``os.replace``."""
-
-    def write(temporary: str) -> None:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(obj, handle)
-
-    return _atomic_write(Path(path), write)
+    """``torch.save`` to ``path`` through a temporary file + ``os.replace`` (``o365lib.io.atomic_write``)."""
+    return atomic_write(Path(path), lambda temporary: torch.save(obj, temporary))
 
 
 def capture_rng_state() -> dict:
@@ -110,9 +84,7 @@ def load_checkpoint(path: str | Path, model: nn.Module) -> dict:
 __all__ = [
     "capture_rng_state",
     "load_checkpoint",
-    "load_matching_weights",  # re-exported: lives in o365lib.modeling.transfer
     "read_checkpoint",
     "restore_rng_state",
     "save_atomic",
-    "write_json_atomic",
 ]

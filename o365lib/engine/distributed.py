@@ -74,10 +74,6 @@ def setup_distributed(device: str | torch.device = "cpu") -> DistInfo:
     return DistInfo(rank, world_size, local_rank, resolved, initialized_here)
 
 
-def teardown_distributed(info: DistInfo) -> None:
-    """Leave the process group if ``setup_distributed`` created it."""
-    if info.initialized_here and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def all_reduce_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from o365lib.data.dataset import DetectionDataset
-from o365lib.engine.checkpoint import write_json_atomic
+from o365lib.io import write_json
 
 
 def detections_to_coco(detections: dict[str, torch.Tensor], *, image_id: int, label_map) -> list[dict]:
@@ -103,4 +103,4 @@ def save_results(results: list[dict], path: str | Path) -> Path:
         missing = {"image_id", "category_id", "bbox", "score"} - set(result)
         if missing:
             raise ValueError(f"save_results: result {index} lacks {sorted(missing)}")
-    return write_json_atomic(results, path)
+    return write_json(path, results, indent=None)

@@ -36,9 +36,9 @@ from o365lib.engine.checkpoint import (
     read_checkpoint,
     restore_rng_state,
     save_atomic,
-    write_json_atomic,
 )
 from o365lib.engine.config import TrainConfig, TrainResult
+from o365lib.io import write_json
 from o365lib.engine.distributed import (
     DistInfo,
     all_gather_objects,
@@ -47,7 +47,6 @@ from o365lib.engine.distributed import (
     broadcast_buffers,
     setup_distributed,
 )
-from o365lib.modeling.transfer import load_matching_weights
 
 
 class TrainingDivergedError(RuntimeError):
@@ -171,8 +170,8 @@ class _Run:
         return self.out_dir / "losses.json"
 
 
-def _start(run: _Run, *, resume: bool, init_weights) -> None:
-    """Continue from ``last.pt`` (same config required) or start fresh (seeded, optional init weights)."""
+def _start(run: _Run, *, resume: bool) -> None:
+    """Continue from ``last.pt`` (same config required) or start fresh (seeded)."""
     if resume and run.last_path.is_file():
         checkpoint = read_checkpoint(run.last_path)
         saved, current = _normalized(checkpoint.get("config")), _normalized(run.config.fingerprint())
@@ -198,8 +197,6 @@ def _start(run: _Run, *, resume: bool, init_weights) -> None:
         return
     if run.info.is_main:  # a fresh run: an older run's final.pt must not pass for this one's
         run.final_path.unlink(missing_ok=True)
-    if init_weights is not None:
-        load_matching_weights(run.core, init_weights)
     _seed_everything(run.config.seed + run.info.rank)
 
 
@@ -214,7 +211,7 @@ def _save(run: _Run, path: Path, *, finished: bool) -> None:
             "batch_in_epoch": run.batch_index, "rng": rng_states, "config": run.config.fingerprint(),
             "world_size": run.info.world_size, "finished": finished,
         }, path)
-        write_json_atomic(run.losses, run.losses_path)
+        write_json(run.losses_path, run.losses, indent=None)
 
 
 def _save_final(run: _Run) -> None:
@@ -287,7 +284,6 @@ def train(
     sampler=None,
     device: str | torch.device = "cpu",
     resume: bool = True,
-    init_weights: str | Path | dict | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``dataset`` (items ``(image, target)``), writing to ``out_dir``.
 
@@ -295,8 +291,8 @@ def train(
     (weights + metadata, when the run is complete), ``losses.json`` (one entry per step:
     iteration, loss, each loss term, lr). With ``resume=True`` an existing ``last.pt`` is
     continued (an error names the file and fields if its config differs); a finished run returns
-    at once. ``init_weights`` (file or state dict) seeds a fresh run with every tensor whose name
-    and shape match (e.g. all but the classifier of a model for other classes). ``sampler``
+    at once. Initial weights are the model's own (see ``o365lib.modeling.transfer`` to start from
+    another model). ``sampler``
     (``epoch_indices``/``shard``) defaults to ``o365lib.longtail.UniformSampler``. Seeds the global
     RNGs from ``config.seed`` (plus the rank) on a fresh start. A non-finite loss, or one that
     explodes past ``EXPLOSION_FACTOR`` times its running median, stops with ``TrainingDivergedError``
@@ -317,7 +313,7 @@ def train(
     run = _Run(core=core, optimizer=optimizer, config=config, info=info, out_dir=Path(out_dir),
                scaler=torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None,
                total=config.total_iterations(epoch_length=len(sampler), world_size=info.world_size))
-    _start(run, resume=resume, init_weights=init_weights)
+    _start(run, resume=resume)
     if run.iteration >= run.total and run.final_path.is_file():
         return TrainResult(run.final_path, run.iteration, run.total, 0.0, 0.0, run.losses_path, True, run.losses)
 
@@ -378,7 +374,7 @@ def _diverged(iteration: int, terms: dict, last_path: Path, losses: list, losses
               *, why: str = "non-finite loss"):
     """Stop on a diverging loss: keep ``last.pt`` as it is, save the loss history, explain."""
     if info.is_main:
-        write_json_atomic(losses, losses_path)
+        write_json(losses_path, losses, indent=None)
     kept = f"last good checkpoint: {last_path}" if last_path.is_file() else "no checkpoint was written yet"
     values = ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
     raise TrainingDivergedError(

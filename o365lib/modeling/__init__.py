@@ -25,7 +25,6 @@ from o365lib.modeling.mmdet_checkpoint import load_mmdet_checkpoint, save_mmdet_
 from o365lib.modeling.transfer import (
     init_detector_weights,
     load_backbone_weights,
-    load_matching_weights,
     load_model_weights,
     read_state_dict,
     read_weights_file,
@@ -58,7 +57,6 @@ __all__ = [
     "default_anchor_sizes",
     "init_detector_weights",
     "load_backbone_weights",
-    "load_matching_weights",
     "load_mmdet_checkpoint",
     "load_model_weights",
     "match_category_names",

@@ -31,7 +31,7 @@ class CascadeRCNN(nn.Module):
     """Cascade R-CNN with FPN. Inference behaviour is set by plain attributes.
 
     Attributes (change them freely between calls):
-        nms_method: ``"nms"`` (per-class ``batched_nms``) or ``"soft_nms"`` (``o365lib.tta.soft_nms``).
+        nms_method: ``"nms"`` (per-class ``batched_nms``) or ``"soft_nms"`` (``o365lib.ops.soft_nms``).
         nms_thresh: IoU threshold of NMS / soft-NMS.
         score_thresh: minimum class probability kept.
         detections_per_img: top-k detections per image after NMS.

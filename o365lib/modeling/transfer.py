@@ -8,7 +8,6 @@ from scratch.
 - ``read_weights_file`` / ``read_state_dict``: a state dict (and the file's other entries);
 - ``load_backbone_weights``: ImageNet-style backbone files into a bare ResNet/tiny body;
 - ``load_model_weights``: a whole ``CascadeRCNN`` (strict by default);
-- ``load_matching_weights``: every tensor whose name and shape match (fine-tuning start);
 - ``transfer_weights``: as above, with classifier rows remapped **by category id** (the
   ByteDance talk's chain: experts from the full model, the tiny track from the full track);
 - ``init_detector_weights``: a start from an mmdet (2.x/3.x) checkpoint, one of ours or a
@@ -115,26 +114,6 @@ def load_model_weights(model: nn.Module, path: str | Path, *, strict: bool = Tru
     }
 
 
-def load_matching_weights(model: nn.Module, source: str | Path | dict) -> dict:
-    """Copy every tensor of ``source`` whose name and shape match ``model`` (fine-tuning start).
-
-    ``source`` is a file (checkpoint or state dict) or a state dict. Returns counts and the
-    names that were skipped, e.g. a classifier for another number of classes.
-    """
-    state = read_state_dict(Path(source)) if not isinstance(source, dict) else source
-    state = state["model"] if isinstance(state.get("model"), dict) else state
-    own = model.state_dict()
-    matched = {
-        k.removeprefix("module."): v
-        for k, v in state.items()
-        if k.removeprefix("module.") in own and own[k.removeprefix("module.")].shape == v.shape
-    }
-    model.load_state_dict(matched, strict=False)
-    return {
-        "loaded": len(matched),
-        "skipped_shape_or_name": sorted({k.removeprefix("module.") for k in state} - set(matched)),
-        "not_in_source": sorted(set(own) - set(matched)),
-    }
 
 
 CLASSIFIER_SUFFIXES = ("cls_score.weight", "cls_score.bias")

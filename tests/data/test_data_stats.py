@@ -9,7 +9,6 @@ from o365lib.data import (
     class_ranks,
     example_image_ids,
     imbalance_table,
-    subset_by_ranks,
     tail_stats,
 )
 
@@ -65,18 +64,6 @@ def test_imbalance_table_default_name_and_empty():
         imbalance_table(empty)
 
 
-def test_subset_by_ranks_keeps_ids():
-    data = _dataset()
-    ranking = class_ranks(data)
-    sub = subset_by_ranks(data, ranks=[2, 3], ranking=ranking)
-    assert [img["id"] for img in sub["images"]] == [2, 4]
-    assert [a["id"] for a in sub["annotations"]] == [6, 7, 8]
-    assert sub["categories"] == data["categories"]
-    both = subset_by_ranks(data, ranks="2-3", ranking=ranking, keep_other_annotations=True)
-    assert [a["id"] for a in both["annotations"]] == [3, 6, 7, 8]  # image 2 keeps its class-7 box
-    assert subset_by_ranks(data, ranks=4, ranking=ranking)["images"] == []  # rank 4 has no instances
-    with pytest.raises(ValueError, match="exceeds"):
-        subset_by_ranks(data, ranks="3-9", ranking=ranking)
 
 
 def test_example_image_ids_prefers_most_instances_without_repeats():

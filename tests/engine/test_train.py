@@ -117,20 +117,6 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert not (tmp_path / "final.pt").exists()
 
 
-def test_init_weights_copies_matching_tensors(tmp_path):
-    source = toy_model(num_classes=5, seed=1)
-    torch.save({"model": source.state_dict()}, tmp_path / "five.pt")
-    model = toy_model(num_classes=3, seed=2)
-    train(
-        model,
-        ToyDetections(),
-        config=toy_config(iterations=1, lr=1e-9, warmup_iters=0),
-        out_dir=tmp_path / "run",
-        init_weights=tmp_path / "five.pt",
-    )
-    # backbone copied (then moved by a ~zero lr); classifier kept its own shape
-    torch.testing.assert_close(model.backbone.body.stem[0].weight, source.backbone.body.stem[0].weight)
-    assert model.roi_heads.stages[0].box_predictor.cls_score.out_features == 4
 
 
 def test_augmentation_is_a_function_of_seed_and_iteration():

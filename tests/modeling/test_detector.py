@@ -148,9 +148,7 @@ def test_postprocess_raw_nms_threshold_and_topk():
     assert float(out["boxes"].max()) <= 100
 
 
-def test_postprocess_raw_soft_nms_calls_tta(monkeypatch):
-    import o365lib.tta
-
+def test_postprocess_raw_soft_nms_calls_the_shared_op(monkeypatch):
     calls = {}
 
     def fake_soft_nms(boxes, scores, labels, *, iou_threshold, sigma, method, score_threshold):
@@ -158,7 +156,9 @@ def test_postprocess_raw_soft_nms_calls_tta(monkeypatch):
         keep = torch.arange(len(scores))
         return keep, scores * torch.linspace(1.0, 0.5, len(scores))
 
-    monkeypatch.setattr(o365lib.tta, "soft_nms", fake_soft_nms, raising=False)
+    import o365lib.modeling.detector
+
+    monkeypatch.setattr(o365lib.modeling.detector, "soft_nms", fake_soft_nms)
     model = _postprocess_model()
     model.nms_method = "soft_nms"
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 0.0, 11.0, 10.0]])
