@@ -1,0 +1,281 @@
+"""Benchmark: the default profile's CPU training step, and whether its baseline reaches the talk's regime.
+
+Two modes:
+
+- ``--step`` times one training step of the tiny Cascade R-CNN (365 classes, batch 8) on real
+  batches of the generated default data, for fp32, bf16 autocast, channels-last and both; the
+  variants are run in alternation over ``--rounds`` and medians of wall and process CPU seconds
+  are reported (the machine is shared: CPU seconds are the robust number).
+- ``--regime`` runs the whole baseline pipeline once: generate the data, pretrain the backbone on
+  the disjoint generated classes (``o365lib.pretrain``), train the baseline with
+  ``o365lib.engine.train``, predict on val, evaluate with the ranking of the train split, and
+  report AP for ranks 1-150 / 151-300 / 301-365, the zero-AP classes of 301-365 and the wall/CPU
+  seconds of every phase. The talk's regime (the targets of this profile): 1-150 >= 40,
+  151-300 >= 15, 301-365 between 3 and 25 with 20-80% of its 65 classes at zero AP, overall >= 20.
+
+Results are merged into ``bench/results/train_cpu.json`` under ``--tag``.
+
+Usage::
+
+    python bench/bench_train_cpu.py --step
+    python bench/bench_train_cpu.py --regime --train-seed 0 --tag seed0
+
+bf16 note: ``SparseMultiScaleRoIAlign`` pools on its fast path only for float32/float64 features;
+with bf16 features it falls back to torchvision's kernel, which is slower than the whole fp32
+step gains. Until it accepts bf16, ``--roi-float32`` (on by default) runs the RoI pooling in
+float32 inside this process (features cast up, autocast off) and says so in the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results" / "train_cpu.json"
+RANGES = ("1-150", "151-300", "301-365")
+
+
+class Phase:
+    """Wall seconds, process CPU seconds (all threads, children included) and load average of a block."""
+
+    def __init__(self, record: dict, name: str) -> None:
+        self.record, self.name = record, name
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), _cpu_seconds()
+        return self
+
+    def __exit__(self, *exc):
+        self.record[self.name] = {"wall_s": round(time.perf_counter() - self.wall, 2),
+                                  "cpu_s": round(_cpu_seconds() - self.cpu, 2),
+                                  "load_avg_1m": round(os.getloadavg()[0], 2)}
+        print(f"[{self.name}] {self.record[self.name]}", flush=True)
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def roi_align_float32() -> bool:
+    """Make ``SparseMultiScaleRoIAlign`` pool bf16 features in float32 (its fast path); True if patched."""
+    import torch
+
+    from o365lib.modeling import roi_align
+
+    if torch.bfloat16 in roi_align.SPARSE_DTYPES:
+        return False
+    original = roi_align.SparseMultiScaleRoIAlign.forward
+
+    def forward(self, x, boxes, image_shapes):
+        with torch.autocast("cpu", enabled=False):
+            x = {k: v.float() if torch.is_tensor(v) else v for k, v in x.items()}
+            return original(self, x, [b.float() for b in boxes], image_shapes)
+
+    roi_align.SparseMultiScaleRoIAlign.forward = forward
+    return True
+
+
+def model_kwargs(args) -> dict:
+    """``build_detector`` keyword arguments of the tiny detector from the command line."""
+    kwargs = {"backbone": "tiny", "fpn_channels": args.fpn_channels, "min_size": args.min_size,
+              "max_size": args.max_size, "box_batch_size_per_image": args.box_batch,
+              "representation_size": args.representation_size,
+              "rpn_pre_nms_top_n": (args.rpn_pre_nms, 300), "rpn_post_nms_top_n": (args.rpn_post_nms, 100)}
+    return kwargs
+
+
+# ------------------------------------------------------------------------------------ step mode
+def run_step(args) -> dict:
+    import torch
+
+    from o365lib.data import load_coco
+    from o365lib.data.synthetic import make_dataset
+    from o365lib.engine import DetectionDataset
+    from o365lib.modeling import build_detector
+
+    torch.set_num_threads(args.threads)
+    patched = roi_align_float32() if args.roi_float32 else False
+    paths = make_dataset(args.data_dir, args.profile, args.data_seed)
+    dataset = DetectionDataset(load_coco(paths.train, image_root=paths.images))
+    batches = [[dataset[i] for i in range(b * 8, b * 8 + 8)] for b in range(args.batches)]
+    variants = {"fp32": (False, False), "bf16": (True, False), "channels_last": (False, True),
+                "bf16_channels_last": (True, True)}
+    models, optimizers = {}, {}
+    for name, (_, channels_last) in variants.items():
+        torch.manual_seed(0)
+        model = build_detector(365, **model_kwargs(args)).train()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        models[name] = model
+        optimizers[name] = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    times: dict[str, list] = {name: [] for name in variants}
+    for round_index in range(args.rounds + 1):  # round 0 warms up
+        for name, (bf16, _) in variants.items():
+            for batch in batches:
+                wall, cpu = time.perf_counter(), time.process_time()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    losses = models[name]([im for im, _ in batch], [t for _, t in batch])
+                optimizers[name].zero_grad(set_to_none=True)
+                sum(losses.values()).backward()
+                optimizers[name].step()
+                if round_index:
+                    times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    out = {"roi_align_float32_shim": patched, "threads": args.threads, "load_avg_1m": os.getloadavg()[0],
+           "model": {k: list(v) if isinstance(v, tuple) else v for k, v in model_kwargs(args).items()}}
+    base = statistics.median(t[1] for t in times["fp32"])
+    for name, samples in times.items():
+        cpu = statistics.median(t[1] for t in samples)
+        out[name] = {"wall_s": round(statistics.median(t[0] for t in samples), 4), "cpu_s": round(cpu, 4),
+                     "speedup_cpu_vs_fp32": round(base / cpu, 3)}
+        print(name, out[name], flush=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------- regime mode
+def run_regime(args) -> dict:
+    import torch
+
+    from o365lib.data import load_coco
+    from o365lib.data.synthetic import make_dataset
+    from o365lib.engine import DetectionDataset, TrainConfig, predict, train
+    from o365lib.evaluation import evaluate
+    from o365lib.modeling import build_detector
+    from o365lib.modeling.backbones import build_body
+    from o365lib.pretrain import pretrain_backbone, render_crops, save_backbone
+
+    torch.set_num_threads(args.threads)
+    patched = roi_align_float32() if (args.roi_float32 and args.amp == "bf16") else False
+    work = Path(args.work_dir)
+    phases: dict = {}
+    with Phase(phases, "generate"):
+        paths = make_dataset(args.data_dir, args.profile, args.data_seed)
+    backbone = work / (f"backbone-c{args.pretrain_crops}-s{args.pretrain_size}-e{args.pretrain_epochs}"
+                       f"-seed{args.train_seed}.pt")
+    pretrain_info = {}
+    if args.pretrain_crops > 0:
+        with Phase(phases, "pretrain"):
+            if not backbone.exists():
+                images, labels, _ = render_crops(num_per_class=args.pretrain_crops, size=args.pretrain_size,
+                                                 seed=args.train_seed)
+                torch.manual_seed(args.train_seed)
+                body, channels = build_body("tiny", norm="bn", dcn=False)
+                history = pretrain_backbone(body, images, labels, channels=channels[-1],
+                                            epochs=args.pretrain_epochs, lr=args.pretrain_lr,
+                                            seed=args.train_seed, progress=False)
+                save_backbone(body, backbone)
+                pretrain_info = {"val_accuracy": history["val_accuracy"], "crops": len(labels)}
+                backbone.with_suffix(".json").write_text(json.dumps(pretrain_info))
+            else:
+                pretrain_info = json.loads(backbone.with_suffix(".json").read_text())
+        print("pretrain", pretrain_info, flush=True)
+    train_coco = load_coco(paths.train, image_root=paths.images)
+    val_coco = load_coco(paths.val, image_root=paths.images)
+    kwargs = model_kwargs(args)
+    if args.pretrain_crops > 0:
+        kwargs["backbone_weights"] = str(backbone)
+    model = build_detector(train_coco.label_map.num_classes, **kwargs)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         warmup_iters=args.warmup, lr_steps=tuple(args.lr_steps), scales=(args.min_size,),
+                         amp=args.amp, channels_last=args.channels_last, seed=args.train_seed,
+                         checkpoint_every=10_000, progress=args.progress)
+    out_dir = work / f"train-{args.tag}"
+    with Phase(phases, "train"):
+        result = train(model, DetectionDataset(train_coco), config=config, out_dir=out_dir, resume=False)
+    model.to(memory_format=torch.contiguous_format)
+    with Phase(phases, "val_inference"):
+        detections = predict(model, DetectionDataset(val_coco, cache_images=False), batch_size=16,
+                             max_dets=100, score_threshold=0.001, label_map=train_coco.label_map)
+    with Phase(phases, "evaluate"):
+        metrics = evaluate(val_coco.dataset, detections, ranking=None, train_gt=train_coco.dataset,
+                           ranges=RANGES, max_dets=100)
+    ranges = {spec: {"mAP": round(metrics["ranges"][spec]["mAP"], 2),
+                     "zero_ap": metrics["ranges"][spec]["zero_ap"],
+                     "num_classes": metrics["ranges"][spec]["num_classes"]} for spec in RANGES}
+    rank_of = {cid: rank for rank, cid in enumerate(
+        sorted(train_coco.category_ids, key=lambda c: (-sum(1 for a in train_coco.dataset["annotations"]
+                                                            if a["category_id"] == c), c)), start=1)}
+    by_style: dict = {}
+    for cat in train_coco.dataset["categories"]:  # generated data: AP by drawing style and range
+        ap = metrics["per_class"].get(str(cat["id"]))
+        if "style" in cat and ap is not None:
+            key = f"{cat['style']} {'1-150' if rank_of[cat['id']] <= 150 else '151-300' if rank_of[cat['id']] <= 300 else '301-365'}"
+            by_style.setdefault(key, []).append(ap)
+    by_style = {k: {"mAP": round(100 * sum(v) / len(v) if max(v) <= 1 else sum(v) / len(v), 2),
+                    "classes": len(v), "zero": sum(x == 0 for x in v)} for k, v in sorted(by_style.items())}
+    tail = ranges["301-365"]
+    checks = {"1-150 >= 40": ranges["1-150"]["mAP"] >= 40, "151-300 >= 15": ranges["151-300"]["mAP"] >= 15,
+              "3 <= 301-365 <= 25": 3 <= tail["mAP"] <= 25,
+              "20-80% of 301-365 at zero": 0.2 <= tail["zero_ap"] / tail["num_classes"] <= 0.8,
+              "overall >= 20": metrics["mAP"] >= 20}
+    out = {"mAP": round(metrics["mAP"], 2), "AP50": round(metrics["AP50"], 2), "ranges": ranges, "by_style": by_style,
+           "regime": checks, "in_regime": all(checks.values()), "phases": phases,
+           "iterations": result.iterations, "train_images": len(train_coco.images),
+           "train_instances": len(train_coco.dataset["annotations"]), "val_images": len(val_coco.images),
+           "final_loss": round(result.final_loss, 4), "pretrain": pretrain_info,
+           "roi_align_float32_shim": patched, "threads": args.threads,
+           "args": {k: v for k, v in vars(args).items() if k not in ("step", "regime")}}
+    print(json.dumps({k: out[k] for k in ("mAP", "ranges", "by_style", "regime", "in_regime")}), flush=True)
+    return out
+
+
+def _save(tag: str, record: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data[tag] = record
+    RESULTS.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--step", action="store_true", help="time fp32 / bf16 / channels-last training steps")
+    mode.add_argument("--regime", action="store_true", help="generate, pretrain, train, predict, evaluate")
+    parser.add_argument("--tag", default=None, help="key in bench/results/train_cpu.json")
+    parser.add_argument("--profile", default="default", help="synthetic data profile")
+    parser.add_argument("--data-seed", type=int, default=0)
+    parser.add_argument("--data-dir", default="/tmp/o365bench/data-default")
+    parser.add_argument("--work-dir", default="/tmp/o365bench/work")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--roi-float32", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--progress", action="store_true", help="tqdm bar while training")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=6)
+    # the tiny detector (the profile's model section)
+    parser.add_argument("--fpn-channels", type=int, default=64)
+    parser.add_argument("--min-size", type=int, default=128)
+    parser.add_argument("--max-size", type=int, default=192)
+    parser.add_argument("--box-batch", type=int, default=64, help="sampled RoIs per image")
+    parser.add_argument("--representation-size", type=int, default=256)
+    parser.add_argument("--rpn-pre-nms", type=int, default=600, help="training proposals per level before NMS")
+    parser.add_argument("--rpn-post-nms", type=int, default=300, help="training proposals per image after NMS")
+    # pretraining on the disjoint classes
+    parser.add_argument("--pretrain-crops", type=int, default=40, help="crops per class (0: no pretraining)")
+    parser.add_argument("--pretrain-size", type=int, default=40)
+    parser.add_argument("--pretrain-epochs", type=int, default=5)
+    parser.add_argument("--pretrain-lr", type=float, default=0.1)
+    # training (the profile's train section)
+    parser.add_argument("--train-seed", type=int, default=0)
+    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--lr-steps", type=float, nargs="*", default=[0.67, 0.89])
+    parser.add_argument("--amp", default="bf16", choices=["bf16", "none"])
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args(argv)
+    args.amp = False if args.amp == "none" else args.amp
+    record = run_step(args) if args.step else run_regime(args)
+    _save(args.tag or ("step" if args.step else f"regime-seed{args.train_seed}"), record)
+
+
+if __name__ == "__main__":
+    main()
