@@ -29,7 +29,14 @@ from o365lib.evaluation.columns import DetectionColumns
 from o365lib.evaluation.engine import coco_eval_columns
 from o365lib.evaluation.fixed_ap import fixed_ap_metrics
 from o365lib.evaluation.inputs import as_dataset, atomic_write_json, load_inputs, range_table, resolve_ranking
-from o365lib.evaluation.summary import STAT_NAMES, image_counts, lvis_buckets, pct, per_class_ap, summary_stats
+from o365lib.evaluation.summary import (
+    STAT_NAMES,
+    image_counts,
+    lvis_buckets,
+    pct,
+    per_class_ap,
+    summary_stats,
+)
 
 ENGINES = ("numpy", "faster_coco_eval")
 
@@ -50,7 +57,7 @@ def run_coco_eval(gt: dict, detections: Any, *, max_dets: int = 100) -> dict:
 
     from faster_coco_eval import COCO, COCOeval_faster
 
-    quiet = lambda *a, **k: None  # noqa: E731
+    quiet = lambda *a, **k: None
     if isinstance(detections, DetectionColumns):
         detections = [{"image_id": i, "category_id": c, "bbox": b, "score": s} for i, c, b, s in zip(
             detections.image_id.tolist(), detections.category_id.tolist(), detections.bbox.tolist(),

@@ -63,12 +63,12 @@ def check_ids(dets: DetectionColumns, gt: GroundTruthColumns, *, source: str) ->
     bad_img = _first_unknown(dets.image_id, gt.image_ids)
     if bad_cat is not None and (bad_img is None or bad_cat <= bad_img):
         raise DataValidationError(source, [
-            f"result index={bad_cat} field 'category_id' = {int(dets.category_id[bad_cat])} "
-            "is not a category of the ground truth"])
+            (f"result index={bad_cat} field 'category_id' = {int(dets.category_id[bad_cat])} "
+             "is not a category of the ground truth")])
     if bad_img is not None:
         raise DataValidationError(source, [
-            f"result index={bad_img} field 'image_id' = {int(dets.image_id[bad_img])} "
-            "is not an image of the ground truth"])
+            (f"result index={bad_img} field 'image_id' = {int(dets.image_id[bad_img])} "
+             "is not an image of the ground truth")])
 
 
 def resolve_ranking(ranking: Mapping | None, *, train_data: dict | None, gt_data: dict) -> tuple[dict, str]:
