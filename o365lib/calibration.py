@@ -40,18 +40,10 @@ import torch
 
 
 def _counts_tensor(class_counts: Sequence[float] | torch.Tensor, *, num_classes: int) -> torch.Tensor:
-    """Float64 counts ``[K]`` (labels 1..K), each clamped to at least 1."""
-    if isinstance(class_counts, Mapping):
-        raise TypeError(
-            "class_counts must be in label order (labels 1..K); convert a {category_id: count} dict "
-            "with o365lib.modeling.class_losses.counts_in_label_order"
-        )
-    counts = torch.as_tensor(class_counts, dtype=torch.float64).flatten()
-    if counts.numel() != num_classes:
-        raise ValueError(f"class_counts has {counts.numel()} values, the scores have {num_classes} classes")
-    if bool((counts < 0).any()) or not bool(torch.isfinite(counts).all()):
-        raise ValueError("class_counts must be finite and non-negative")
-    return counts.clamp(min=1.0)
+    """Float64 counts ``[K]`` (labels 1..K), each clamped to at least 1 (a class never seen counts once)."""
+    from o365lib.modeling.class_losses import as_counts
+
+    return as_counts(class_counts, num_classes=num_classes).clamp(min=1.0)
 
 
 def norcal_probabilities(

@@ -49,7 +49,7 @@ def test_norcal_without_renormalisation_and_bad_input():
     probs = torch.tensor([[0.9, 0.8, 0.4]])  # sigmoid-style rows need not sum to 1
     out = norcal_probabilities(probs, class_counts=[4, 0], gamma=1.0, renormalize=False)
     torch.testing.assert_close(out, torch.tensor([[0.9, 0.2, 0.4]]))  # count 0 counts as 1
-    with pytest.raises(ValueError, match="has 3 values, the scores have 2 classes"):
+    with pytest.raises(ValueError, match="expected 2 per-class counts .*got 3"):
         norcal_probabilities(probs, class_counts=[1, 2, 3], gamma=1.0)
     with pytest.raises(TypeError, match="label order"):
         norcal_probabilities(probs, class_counts={3: 1, 4: 2}, gamma=1.0)

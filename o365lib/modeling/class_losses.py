@@ -174,7 +174,7 @@ class SeesawClassLoss(ClassLoss):
         self.normalizer = normalizer
         counts = torch.zeros(self.num_classes + 1, dtype=torch.float64)
         if class_counts is not None:
-            counts[1:] = _as_counts(class_counts, num_classes=self.num_classes)
+            counts[1:] = as_counts(class_counts, num_classes=self.num_classes)
         #: sampled boxes seen per label (index 0 = background), accumulated by every ``loss`` call
         self.register_buffer("class_counts", counts)
 
@@ -240,7 +240,7 @@ class SeesawClassLoss(ClassLoss):
         )
 
 
-def _as_counts(counts: Sequence[float] | torch.Tensor, *, num_classes: int) -> torch.Tensor:
+def as_counts(counts: Sequence[float] | torch.Tensor, *, num_classes: int) -> torch.Tensor:
     """A float64 tensor of ``num_classes`` non-negative counts (labels 1..K in order)."""
     if isinstance(counts, Mapping):
         raise TypeError(

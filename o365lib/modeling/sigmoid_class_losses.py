@@ -53,7 +53,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from o365lib.modeling.class_losses import ClassLoss, _as_counts
+from o365lib.modeling.class_losses import ClassLoss, as_counts
 
 GRADIENT_SOURCES = ("analytic", "hook")
 
@@ -203,7 +203,7 @@ class FederatedClassLoss(ClassLoss):
         self.loss_weight = float(loss_weight)
         self.prior_prob = float(prior_prob)
         self.generator = generator
-        counts = _as_counts(image_counts, num_classes=self.num_classes)
+        counts = as_counts(image_counts, num_classes=self.num_classes)
         #: drawing weight per class (labels 1..K): ``image_count ** freq_weight_power``
         self.register_buffer("sample_weights", counts.pow(self.freq_weight_power).float())
 

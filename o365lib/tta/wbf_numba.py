@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from o365lib.ops.soft_nms_numba import _has_nan
+
 __all__ = ["CONF_CODES", "wbf_arrays"]
 
 CONF_CODES = {"avg": 0, "max": 1, "box_and_model_avg": 2, "absent_model_aware_avg": 3}
@@ -171,17 +173,6 @@ def _kernel(boxes, scores, labels, model_ids, image_ids, weights, iou_threshold,
     final = final[np.argsort(c_image[:nc][final], kind="mergesort")]
     return (rep[final, :4].astype(np.float32), out_scores[final].astype(np.float32),
             c_label[final], c_image[final])  # fmt: skip
-
-
-@njit(cache=True, nogil=True)
-def _has_nan(boxes, scores):
-    for i in range(scores.shape[0]):
-        if np.isnan(scores[i]):
-            return True
-        for d in range(4):
-            if np.isnan(boxes[i, d]):
-                return True
-    return False
 
 
 def wbf_arrays(
