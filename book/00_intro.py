@@ -63,7 +63,7 @@ ctx = o365lib.book.setup_chapter("00_intro", profile=profile, namespace=globals(
 
 # %% tags=["remove-input"]
 o365lib.book.report.markdown("Profile **{profile}**, results read from `{folder}`.",
-                             profile=ctx.profile, folder=ctx.profile_dir.relative_to(ctx.root))
+                             profile=ctx.profile, folder=ctx.shown(ctx.profile_dir))
 
 # %% tags=["remove-input"]
 failed = o365lib.book.report.failed_runs(ctx.profile_dir)

@@ -65,6 +65,11 @@ class ChapterContext:
         """A path inside the chapter's results folder."""
         return self.results_dir.joinpath(*parts)
 
+    def shown(self, path: Path) -> str:
+        """A path for the page: relative to the project root when inside it, else as it is."""
+        path = Path(path)
+        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) so a chapter's numbers repeat run to run."""
