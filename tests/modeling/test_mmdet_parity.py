@@ -7,7 +7,8 @@ run on the same two non-square images (320 x 480 and 256 x 416, one padded batch
 proposals (ordered by score), final boxes (0.01 px), scores (1e-4) and labels (exact), detections
 paired as sets. Measured here: every difference 0.0 px for boxes and proposals, scores within
 3e-8 (R-50 and X-101-32x4d); the round trip through ``save_mmdet_checkpoint`` loads back into mmdet
-bit-exactly.
+bit-exactly. The DCN case (mmdet's dconv-c3-c5 R-50, offset convolutions with random non-zero
+weights so that offsets are a few pixels) runs on smaller images (256 x 384 and 224 x 352).
 """
 
 import pytest
@@ -53,8 +54,13 @@ def _assert_parity(report):
 def r50(mmcv_ext, tmp_path_factory):
     reference = build_mmdet_cascade("r50", num_classes=NUM_CLASSES, seed=0)
     path = tmp_path_factory.mktemp("mmdet") / "cascade_r50.pth"
-    torch.save({"meta": {"dataset_meta": {"classes": [f"c{i}" for i in range(NUM_CLASSES)]}},
-                "state_dict": reference.state_dict()}, path)
+    torch.save(
+        {
+            "meta": {"dataset_meta": {"classes": [f"c{i}" for i in range(NUM_CLASSES)]}},
+            "state_dict": reference.state_dict(),
+        },
+        path,
+    )
     ours = load_mmdet_checkpoint(path)
     ours.transform.resize_images = False  # mmdet's side gets the images unresized too
     return reference, ours, path, mmdet_predict(reference, _images())
@@ -114,3 +120,33 @@ def test_resnext_32x4d_matches_mmdet(mmcv_ext, tmp_path):
     assert ours.config["backbone"] == "resnext101_32x4d"
     ours.transform.resize_images = False
     _assert_parity(_compare(mmdet_predict(reference, _images()), ours, _images()))
+
+
+def _small_images() -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(7)
+    shapes = [(3, 256, 384), (3, 224, 352)]
+    return [torch.randint(0, 256, shape, generator=generator).float() / 255 for shape in shapes]
+
+
+def test_dcn_r50_matches_mmdet(mmcv_ext, tmp_path):
+    """mmdet's dconv-c3-c5 R-50 (mmcv ``DCN``, deform_groups=1) with non-zero offset weights."""
+    reference = build_mmdet_cascade("r50", num_classes=NUM_CLASSES, seed=3, dcn=True)
+    assert type(reference.backbone.layer2[0].conv2).__name__ == "DeformConv2dPack"
+    offsets = []
+    hooks = [
+        module.register_forward_hook(lambda module, args, output: offsets.append(output.abs().mean()))
+        for name, module in reference.named_modules()
+        if name.endswith("conv_offset")
+    ]
+    try:
+        outputs = mmdet_predict(reference, _small_images())
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(offsets) == 13 and float(max(offsets)) > 1.0, "offsets must move the sampling by pixels"
+    path = tmp_path / "cascade_r50_dconv.pth"
+    torch.save({"state_dict": reference.state_dict()}, path)
+    ours = load_mmdet_checkpoint(path, num_classes=NUM_CLASSES)
+    assert ours.config["dcn"] and ours.mmdet_config.endswith("_dconv-c3-c5")
+    ours.transform.resize_images = False
+    _assert_parity(_compare(outputs, ours, _small_images()))

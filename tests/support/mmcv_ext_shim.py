@@ -14,7 +14,7 @@ has a one-to-one torchvision counterpart:
 Every other kernel raises ``NotImplementedError`` when called (mmcv checks at import time only that
 the names exist). ``install()`` puts the module into ``sys.modules["mmcv._ext"]``; it is used by the
 parity tests only, never by ``o365lib``. With the real compiled mmcv 2.1.0 the same mmdet code gives
-the same numbers (see bench/results/mmdet_parity_real_mmcv.json when recorded).
+the same numbers (bench/mmdet_parity.py; records in bench/results/mmdet_parity_*.json).
 """
 
 from __future__ import annotations
@@ -75,15 +75,20 @@ def _raise(name: str):
     raise AttributeError(name)
 
 
-def install() -> types.ModuleType:
-    """Register the shim as ``mmcv._ext`` (unless a real compiled one imports) and return it."""
-    try:
-        import mmcv._ext as real  # noqa: F401
+def install(*, force: bool = False) -> types.ModuleType:
+    """Register the shim as ``mmcv._ext`` (unless a real compiled one imports) and return it.
 
-        if not getattr(real, "__test_shim__", False):
-            return real
-    except ImportError:
-        pass
+    ``force=True`` installs the shim even where the compiled extension exists; call it before
+    anything imports ``mmcv.ops`` (bench/mmdet_parity.py --shim does).
+    """
+    if not force:
+        try:
+            import mmcv._ext as real
+
+            if not getattr(real, "__test_shim__", False):
+                return real
+        except ImportError:
+            pass
     module = build_module()
     module.__test_shim__ = True
     sys.modules["mmcv._ext"] = module
