@@ -51,3 +51,12 @@ def test_fingerprint_ignores_operational_fields():
     b = TrainConfig(iterations=5, checkpoint_every=9)
     assert a.fingerprint() == b.fingerprint()
     assert TrainConfig(iterations=6).fingerprint() != b.fingerprint()
+
+
+def test_a_fraction_of_one_is_the_end_of_the_run_not_iteration_one():
+    config = TrainConfig(iterations=100, lr=0.1, warmup_iters=0, lr_steps=(0.5, 1.0))
+    assert config.milestones(100) == [50, 100]
+    assert config.lr_at(1, total=100) == pytest.approx(0.1)  # no drop at iteration 1
+    assert config.lr_at(99, total=100) == pytest.approx(0.01)  # only the 0.5 drop happened
+    iterations = TrainConfig(iterations=100, lr=0.1, warmup_iters=0, lr_steps=(1, 60))
+    assert iterations.milestones(100) == [1, 60]  # integers stay iteration numbers
