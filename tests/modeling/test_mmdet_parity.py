@@ -4,7 +4,8 @@ mmdet's model is built from the config files it ships, with random weights under
 365 classes (tests/support/mmdet_reference.py says how the weights are drawn so that detections
 exist and scores do not saturate). Its checkpoint is loaded with ``load_mmdet_checkpoint`` and both
 run on the same two non-square images (320 x 480 and 256 x 416, one padded batch). Compared: RPN
-proposals (ordered by score), final boxes (0.01 px), scores (1e-4) and labels (exact), detections
+proposals (ordered by score; boxes with exactly equal scores may swap, since mmcv's compiled nms
+sorts unstably), final boxes (0.01 px), scores (1e-4) and labels (exact), detections
 paired as sets. Measured here: every difference 0.0 px for boxes and proposals, scores within
 3e-8 (R-50 and X-101-32x4d); the round trip through ``save_mmdet_checkpoint`` loads back into mmdet
 bit-exactly. The DCN case (mmdet's dconv-c3-c5 R-50, offset convolutions with random non-zero
@@ -15,7 +16,13 @@ import pytest
 import torch
 
 from o365lib.modeling import load_mmdet_checkpoint, save_mmdet_checkpoint
-from tests.support.mmdet_reference import build_mmdet_cascade, match_detections, mmdet_predict, ours_predict
+from tests.support.mmdet_reference import (
+    build_mmdet_cascade,
+    compare_proposals,
+    match_detections,
+    mmdet_predict,
+    ours_predict,
+)
 
 NUM_CLASSES = 365
 
@@ -31,9 +38,10 @@ def _compare(reference_outputs, ours, images):
     our_rpn, our_det = ours_predict(ours, images)
     report = []
     for index in range(len(images)):
-        ref_boxes, our_boxes = ref_rpn[index]["boxes"], our_rpn[index]["boxes"]
-        assert ref_boxes.shape == our_boxes.shape, f"image {index}: proposal counts differ"
-        rpn_diff = float((ref_boxes - our_boxes).abs().max())
+        proposals = compare_proposals(ref_rpn[index], our_rpn[index])
+        assert proposals["same_count"], f"image {index}: proposal counts differ"
+        assert proposals["rows_differing_untied"] == 0, proposals  # only equal scores may swap
+        rpn_diff = proposals["set_max_diff"]
         match = match_detections(ref_det[index], our_det[index])
         assert match["reference"] > 10, "the random weights must give detections to compare"
         assert float(ref_det[index]["scores"].max()) < 0.9, "scores must not saturate"

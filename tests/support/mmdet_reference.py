@@ -155,6 +155,33 @@ def ours_predict(model: nn.Module, images: list[torch.Tensor]) -> tuple[list[dic
     return [{"boxes": b} for b in captured[0]], detections
 
 
+def compare_proposals(reference: dict, ours: dict, *, tolerance: float = 0.01) -> dict:
+    """RPN proposals (both ordered by score) compared row by row and as sets.
+
+    mmcv's compiled CPU ``nms`` orders boxes with an unstable sort, torchvision's (the shim's and
+    ours) with a stable one, so boxes with exactly equal scores may come out swapped. Rows that
+    differ by more than ``tolerance`` are allowed only where the reference score is tied.
+    """
+    ref_boxes, ref_scores, our_boxes = reference["boxes"], reference["scores"], ours["boxes"]
+    if ref_boxes.shape != our_boxes.shape:
+        return {"same_count": False, "ordered_max_diff": None, "set_max_diff": None,
+                "rows_swapped_at_ties": None, "rows_differing_untied": None}
+    if not len(ref_boxes):
+        return {"same_count": True, "ordered_max_diff": 0.0, "set_max_diff": 0.0,
+                "rows_swapped_at_ties": 0, "rows_differing_untied": 0}
+    rows = (ref_boxes - our_boxes).abs().max(dim=1).values
+    distance = torch.cdist(ref_boxes.double(), our_boxes.double(), p=float("inf"))
+    differing = torch.where(rows > tolerance)[0]
+    tied = torch.tensor([int((ref_scores == ref_scores[i]).sum()) > 1 for i in differing], dtype=torch.bool)
+    return {
+        "same_count": True,
+        "ordered_max_diff": float(rows.max()),
+        "set_max_diff": float(max(distance.min(dim=1).values.max(), distance.min(dim=0).values.max())),
+        "rows_swapped_at_ties": int(tied.sum()),
+        "rows_differing_untied": int((~tied).sum()),
+    }
+
+
 def match_detections(reference: dict, ours: dict, *, score_margin: float = 1e-4) -> dict:
     """Pair detections (same label, nearest box); numbers describing how well the two sets agree.
 
