@@ -88,7 +88,7 @@ def run_ours(case: str, *, device: str, amp: bool, warmup: int, repeats: int, nu
 
     spec = dict(CASES[case])
     kwargs = dict(spec["kwargs"])
-    if device == "cuda":  # the seed's scale on a GPU
+    if device == "cuda":  # the talk's scale on a GPU
         spec.update(size=800, batch=2)
         kwargs.update(min_size=800, max_size=1333)
     torch.manual_seed(0)

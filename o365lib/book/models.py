@@ -7,7 +7,7 @@
   pretraining, or none);
 - :func:`ensure_model`: a detector trained with one random seed, unless the same specification was
   trained before. Its folder ``models/<name>-s<seed>-<key>`` is keyed by the model and training
-  settings, the seed, the *content* of the training set, the initial weights (content hash, or the
+  settings, the random seed, the *content* of the training set, the initial weights (content hash, or the
   key of the model they come from), the sampler and the classification loss.
 
 A found ``final.pt`` is verified to load before it is reused; a truncated file is an error naming it.

@@ -1,6 +1,6 @@
 """Deformable convolution (DCN v1) for backbone stages c3-c5, on ``torchvision.ops.DeformConv2d``.
 
-The seed's strongest single model uses deformable convolutions in the last three ResNeXt stages.
+The ByteDance talk's strongest single model uses deformable convolutions in the last three ResNeXt stages.
 ``DeformableConv2d`` keeps the replaced convolution's weight under the same name (``conv2.weight``),
 so ImageNet weights of a plain ResNet still load; its extra offset convolution
 (``conv2.conv_offset``) starts at zero, which makes the deformable network compute exactly what

@@ -7,7 +7,7 @@ and ``model.transform.max_size`` set the test scale.  Each augmentation is one
 (scale, flip) pair; flipped images are mirrored left-right and their boxes mapped back
 with ``x1' = W - x2, x2' = W - x1``.
 
-Merging, the seed's "multi-scale test + soft-NMS" (+1.4 mAP on Objects365):
+Merging, the talk's "multi-scale test + soft-NMS" (+1.4 mAP on Objects365):
 
 * if the model has ``predict_raw(images)`` (per image ``{"boxes" [N, 4], "scores" [N, K]}``
   before any threshold or NMS, or a ``(boxes, scores)`` pair), the raw predictions of all
