@@ -20,7 +20,6 @@ the body's state dict in the format ``build_detector(backbone_weights=...)`` loa
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from pathlib import Path
 
@@ -28,9 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from o365lib.data.synthetic_render import COLOURS, PRETRAIN_SHAPES, SHAPE_ASPECT, TEXTURES, render_image
+from o365lib.io import atomic_write
+from o365lib.progress import progress_bar
 
 
 def pretrain_categories() -> list[dict]:
@@ -103,7 +103,7 @@ def pretrain_backbone(body: nn.Module, images: np.ndarray, labels: np.ndarray, *
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     history = {"loss": [], "val_accuracy": [], "seconds": 0.0}
     start = time.perf_counter()
-    bar = tqdm(total=steps, desc="pretrain backbone", disable=not progress)
+    bar = progress_bar(total=steps, desc="pretrain backbone", disable=not progress)
     for _ in range(epochs):
         model.train()
         perm = train_idx[torch.randperm(len(train_idx), generator=generator)]
@@ -138,9 +138,5 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, device: str
 
 def save_backbone(body: nn.Module, path: str | Path) -> Path:
     """Write the body's state dict atomically (the format ``backbone_weights=`` loads)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({k: v.detach().cpu() for k, v in body.state_dict().items()}, tmp)
-    os.replace(tmp, path)
-    return path
+    state = {k: v.detach().cpu() for k, v in body.state_dict().items()}
+    return atomic_write(Path(path), lambda temporary: torch.save(state, temporary))

@@ -1,10 +1,11 @@
 """Progress bars that a person can follow in the terminal and that never land in a rendered page.
 
-Inside a Jupyter kernel, ``sys.stderr`` is the notebook's output stream: a bar written there ends up
-in the executed page. ``sys.__stderr__`` is the kernel process's own standard error, which the book
-runner's terminal shows. The runner sets ``O365BOOK_PROGRESS=terminal`` for its kernels, and every
-bar of the library (training: iteration, loss, images/s, elapsed and remaining time; pretraining;
-inference) is then written there. ``TQDM_DISABLE=1`` turns all bars off.
+Inside a Jupyter kernel, both ``sys.stderr`` and the process's own file descriptor 2 end up in the
+notebook (ipykernel captures the file descriptors too), so a bar written to either lands in the
+executed page. The book runner therefore sets ``O365BOOK_PROGRESS=<file>`` for its kernels: every bar
+of the library (training: iteration, loss, images/s, elapsed and remaining time; pretraining;
+inference) is appended to that file, and the runner echoes it to its terminal as it grows.
+``TQDM_DISABLE=1`` turns all bars off.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ def progress_enabled() -> bool:
 
 
 def progress_bar(*, total: int | None = None, desc: str, disable: bool = False, **kwargs):
-    """A tqdm bar; with ``O365BOOK_PROGRESS=terminal`` a plain text bar on the process's real stderr."""
+    """A tqdm bar; with ``O365BOOK_PROGRESS=<file>`` a plain text bar appended to that file."""
     disable = disable or not progress_enabled()
-    if os.environ.get(PROGRESS_ENV) == "terminal":
-        return _plain_tqdm(total=total, desc=desc, disable=disable, file=sys.__stderr__, mininterval=2.0,
-                           dynamic_ncols=False, ncols=110, **kwargs)
+    target = os.environ.get(PROGRESS_ENV)
+    if target:
+        handle = sys.__stderr__ if target == "terminal" else open(target, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        return _plain_tqdm(total=total, desc=desc, disable=disable, file=handle, mininterval=2.0,
+                           dynamic_ncols=False, ncols=110, ascii=True, **kwargs)
     return _auto_tqdm(total=total, desc=desc, disable=disable, **kwargs)

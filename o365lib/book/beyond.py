@@ -198,14 +198,14 @@ def talk_remedies(ctx) -> dict:
 
 def sentence(study: dict, merged: list, effect_rows: list, *, best: str, talk: dict) -> str:
     """Which remedies beat the talk's on this data, and by how much (numbers and verdicts from the run)."""
-    from o365lib.book.compare import paired_effect
+    from o365lib.book.compare import interval_text, paired_effect
     from o365lib.book.summaries import values
 
     parts = []
     for name, per_seed in talk.items():
         effect = paired_effect(values(per_seed), values(study["metrics"][best]), talk_effect=None)
         parts.append(f"against the {name.removeprefix('talk: ')} it differs by **{effect.diff_mean:+.2f}** mAP "
-                     f"(95% interval {effect.ci_low:+.2f} to {effect.ci_high:+.2f}: {effect.verdict})")
+                     f"(95% interval {interval_text(effect.ci_low, effect.ci_high, 2)}: {effect.verdict})")
     better = [label.split(":")[0] for label, e in effect_rows if label.endswith(": mAP") and e.ci_low > 0]
     return (f"The best remedy here is **{best}**: " + "; ".join(parts) + ". "
             + (f"Rows whose mAP gain over softmax CE has an interval above zero: {', '.join(better)}."

@@ -218,8 +218,10 @@ def expert_sentence(ctx, study: dict, effects: list, *, first: str) -> str:
     improved = seed_stat(classes_improved(ctx, study, first=first))
     n = study["expert"][0]["ranges"].get(first, {}).get("num_classes") if first in study["expert"][0]["ranges"] \
         else len(datasets.range_category_ids(ctx, first))
+    from o365lib.book.compare import interval_text
+
     return (f"Over {on_range.n} paired seeds the expert changes the AP of ranks {first} by "
-            f"**{on_range.diff_mean:+.1f}** (95% interval {on_range.ci_low:+.1f} to {on_range.ci_high:+.1f}): "
+            f"**{on_range.diff_mean:+.1f}** (95% interval {interval_text(on_range.ci_low, on_range.ci_high)}): "
             f"**{on_range.verdict}**. It improves {improved['mean']:.1f} of {n} classes on average "
             f"(the talk, ranks 301-365: 46 of 65). Merging the first expert changes overall mAP by "
             f"{merge1.diff_mean:+.2f} (**{merge1.verdict}**), the second by {merge2.diff_mean:+.2f} "

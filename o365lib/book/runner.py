@@ -27,6 +27,7 @@ from pathlib import Path
 from o365lib.book.notebooks import chapter_sources, source_to_notebook
 from o365lib.book.profiles import chapter_parameters, load_profile, profile_path, project_root
 from o365lib.book.records import failed_chapters
+from o365lib.progress import PROGRESS_ENV
 
 #: Environment variable the Sphinx extension reads to find the executed notebooks.
 EXECUTED_ENV = "O365BOOK_EXECUTED_DIR"
@@ -92,12 +93,25 @@ def execute_chapter(source: Path, *, profile: str, build_dir: Path, root: Path,
     started_at = time.time()
     start = time.perf_counter()
     error = ""
+    log = build_dir / "progress" / f"{source.stem}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("", encoding="utf-8")
+    previous = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = str(log)  # the kernel appends its bars there, never to the page
+    echo = _ProgressEcho(log, prefix=f"[o365book] {source.stem} | ") if progress else None
     try:
         papermill.execute_notebook(str(notebook), str(partial), parameters=parameters,
                                    kernel_name=kernel_name, cwd=str(root), progress_bar=progress,
                                    log_output=log_output)
     except Exception as exc:  # noqa: BLE001 - papermill's error names the failing cell; keep it for the report
         error = f"{type(exc).__name__}: {str(exc)[-2000:]}"
+    finally:
+        if echo is not None:
+            echo.stop()
+        if previous is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = previous
     seconds = time.perf_counter() - start
     written = [p for p in (results_dir / source.stem).glob("**/parameters.json") if p.stat().st_mtime >= started_at - 1]
     if not error and not written:
@@ -114,6 +128,43 @@ def execute_chapter(source: Path, *, profile: str, build_dir: Path, root: Path,
     (build_dir / "executed" / profile_name / "failed" / f"{source.stem}.ipynb").unlink(missing_ok=True)
     clear_failed(results_dir, chapter=source.stem)
     return ChapterRun(source.stem, str(executed), seconds, True)
+
+
+class _ProgressEcho:
+    """Echo what a chapter's kernel appends to its progress file to this terminal, every few seconds.
+
+    tqdm redraws a bar with carriage returns; only the latest state of each bar is printed.
+    """
+
+    def __init__(self, path: Path, *, prefix: str, every: float = 5.0) -> None:
+        import threading
+
+        self.path, self.prefix, self.every = path, prefix, every
+        self._done = threading.Event()
+        self._offset = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _flush(self) -> None:
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as handle:
+                handle.seek(self._offset)
+                text = handle.read()
+                self._offset = handle.tell()
+        except OSError:
+            return
+        latest = [part.strip() for part in text.replace("\n", "\r").split("\r") if part.strip()]
+        if latest:
+            print(self.prefix + latest[-1], file=sys.stderr, flush=True)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every):
+            self._flush()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+        self._flush()
 
 
 def jupyter_book_command() -> list[str]:
@@ -156,8 +207,6 @@ def run_book(*, profile: str = "default", chapters: list[str] | None = None, bui
     selected = select_chapters(chapter_sources(root / "book"), chapters)
     env_root = os.environ.get("O365BOOK_ROOT")
     os.environ["O365BOOK_ROOT"] = str(root)  # the kernels resolve paths against it
-    # the library's bars go to the kernels' own stderr (this terminal), never into the pages
-    os.environ.setdefault("O365BOOK_PROGRESS", "terminal")
     runs: list[ChapterRun] = []
     try:
         for source in selected:
