@@ -73,6 +73,8 @@ def test_every_chapter_executed_with_outputs_and_parameters(smoke_run, chapter):
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     assert any(c.outputs for c in executed.cells if c.cell_type == "code")
+    streams = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "it/s]" not in streams and "s/it]" not in streams, "progress bars leaked into the page"
     records = list((build.parent / "results" / chapter).glob("**/parameters.json"))
     assert records, f"{chapter} wrote no parameters.json"
     record = json.loads(records[0].read_text())
