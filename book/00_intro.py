@@ -31,7 +31,7 @@
 #
 # This book reproduces each step with one library, `o365lib`, at three scales chosen by a
 # parameter profile: `smoke` (CI, minutes), `default` (an embedded synthetic long-tailed
-# data set with 365 classes, the whole book on a laptop CPU in half an hour) and
+# data set with 365 classes, the whole book, several random seeds per comparison, on a 2-core CPU) and
 # `gpu` / `objects365` (the talk's recipe on real Objects365 files you provide). Every model a
 # comparison rests on is trained with several random seeds, and every verdict comes from the
 # interval of the paired differences, not from a fixed threshold.

@@ -34,7 +34,7 @@ profile = "default"
 # %% tags=["hide-input"]
 import o365lib.book
 from o365lib import viz
-from o365lib.book import compare, records, summaries, tricks
+from o365lib.book import compare, records, tricks
 
 ctx = o365lib.book.setup_chapter("05_tricks", profile=profile, namespace=globals())
 
@@ -65,8 +65,5 @@ viz.plot_range_bars(rows, title="Overall and per-range AP along the ablation (me
 
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(
-    ctx, summary={
-        "mAP, all tricks": summaries.seed_stat(summaries.values(rows["ensemble"])),
-        **{f"mAP gain, {label.removeprefix('+ ')}": {**summaries.seed_stat(effect.diffs), "verdict": effect.verdict}
-           for label, effect in effects}},
+    ctx, summary=tricks.ablation_summary(rows, effects),
     details={"effects": compare.effects_records(effects), "tta": tricks.tta_options(ctx)})

@@ -140,6 +140,7 @@ def tiny_track_system(ctx, seed: int, split: str) -> dict:
     return ensemble(ctx, runs, split=split, tta=tta_options(ctx), track="tiny")
 
 
+#: (row, the row before it, label, the talk's effect in TALK_EFFECTS)
 ABLATION = (("pretrained", "baseline", "+ better pretrained backbone", "trick_pretrained"),
             ("multiscale", "pretrained", "+ multi-scale training", "trick_multiscale_train"),
             ("tta", "multiscale", "+ multi-scale test + soft-NMS", "trick_multiscale_test_softnms"),
@@ -154,6 +155,22 @@ def ablation_effects(rows: dict) -> list:
 
     return [(label, paired_effect(values(rows[before]), values(rows[row]), talk_effect=TALK_EFFECTS[talk]))
             for row, before, label, talk in ABLATION]
+
+
+SUMMARY_NAMES = {"trick_pretrained": "mAP gain, pretrained backbone",
+                 "trick_multiscale_train": "mAP gain, multi-scale training",
+                 "trick_multiscale_test_softnms": "mAP gain, multi-scale test + soft-NMS",
+                 "trick_ensemble": "mAP gain, ensemble"}
+
+
+def ablation_summary(rows: dict, effects: list) -> dict:
+    """The summary rows chapter 5 writes for the intro: each gain (per seed) with its verdict, the final mAP."""
+    from o365lib.book.summaries import seed_stat, values
+
+    out = {"mAP, all tricks": seed_stat(values(rows["ensemble"]))}
+    for (_, _, _, talk), (_, effect) in zip(ABLATION, effects):
+        out[SUMMARY_NAMES[talk]] = {**seed_stat(effect.diffs), "verdict": effect.verdict}
+    return out
 
 
 def tiny_effects(rows: dict) -> list:
