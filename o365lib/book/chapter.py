@@ -23,7 +23,13 @@ from typing import Any
 import numpy as np
 
 from o365lib.book.plotly_offline import register_offline_renderer
-from o365lib.book.profiles import OVERRIDE_SEPARATOR, chapter_parameters, load_profile, profile_path, project_root
+from o365lib.book.profiles import (
+    OVERRIDE_SEPARATOR,
+    chapter_parameters,
+    load_profile,
+    profile_path,
+    project_root,
+)
 from o365lib.book.schema import ConfigError, to_mapping
 
 #: Chapter names are folder names such as ``01_data_tail`` (or ``train_baseline`` for CLI runs).

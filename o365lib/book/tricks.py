@@ -124,7 +124,6 @@ def ensure_tiny(ctx, *, seed: int, init: str, multiscale: bool = False) -> model
 def tiny_study(ctx) -> dict:
     """Per seed, tiny-val metrics: backbone only, from the full track, and with the tricks."""
     rows = {k: [] for k in ("backbone", "full", "tricks")}
-    tta = tta_options(ctx)
     for seed in ctx.seeds:
         rows["backbone"].append(predictions.model_metrics(ctx, ensure_tiny(ctx, seed=seed, init="backbone"),
                                                          split="tiny_val", track="tiny"))

@@ -17,8 +17,6 @@ from o365lib.data.ranking import (
     _as_dataset,
     class_ranks,
     instance_counts,
-    parse_class_range,
-    ranks_to_category_ids,
 )
 
 __all__ = ["TALK_IMBALANCE", "example_image_ids", "image_category_ids", "imbalance_table",

@@ -38,7 +38,6 @@ from o365lib.engine.checkpoint import (
     save_atomic,
 )
 from o365lib.engine.config import TrainConfig, TrainResult
-from o365lib.io import write_json
 from o365lib.engine.distributed import (
     DistInfo,
     all_gather_objects,
@@ -47,6 +46,7 @@ from o365lib.engine.distributed import (
     broadcast_buffers,
     setup_distributed,
 )
+from o365lib.io import write_json
 
 
 class TrainingDivergedError(RuntimeError):

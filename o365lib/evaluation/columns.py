@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from o365lib.data.coco import gc_paused  # noqa: F401 - re-exported for the evaluation package
-
 from o365lib.data import DataValidationError
+from o365lib.data.coco import gc_paused
 
 FIELDS = ("image_id", "category_id", "bbox", "score")
 _BLOCK_CHARS = 1 << 24  # 16M characters of JSON text per parsed block (~150k results)

@@ -8,7 +8,6 @@ weight loading and transfer (``init_detector_weights`` for COCO-pretrained start
 
 from o365lib.modeling.anchors import StridedAnchorGenerator
 from o365lib.modeling.backbones import BACKBONES, TinyBackbone, build_backbone
-from o365lib.modeling.class_losses import CLASS_LOSSES, ClassLoss, build_class_loss
 from o365lib.modeling.build import PRESETS, build_detector, default_anchor_sizes
 from o365lib.modeling.cascade import (
     BOX_WEIGHTS,
@@ -18,6 +17,7 @@ from o365lib.modeling.cascade import (
     STAGE_SCORE_AVERAGES,
     CascadeRoIHeads,
 )
+from o365lib.modeling.class_losses import CLASS_LOSSES, ClassLoss, build_class_loss
 from o365lib.modeling.coco_objects365_names import COCO80_NAMES, canonical_name, match_category_names
 from o365lib.modeling.deform import DeformableConv2d, convert_to_deformable
 from o365lib.modeling.detector import NMS_METHODS, NMS_STYLES, CascadeRCNN
@@ -35,8 +35,6 @@ __all__ = [
     "BACKBONES",
     "BOX_WEIGHTS",
     "CLASS_LOSSES",
-    "ClassLoss",
-    "build_class_loss",
     "COCO80_NAMES",
     "IOU_THRESHOLDS",
     "MMDET_BOX_STDS",
@@ -47,10 +45,12 @@ __all__ = [
     "STAGE_SCORE_AVERAGES",
     "CascadeRCNN",
     "CascadeRoIHeads",
+    "ClassLoss",
     "DeformableConv2d",
     "StridedAnchorGenerator",
     "TinyBackbone",
     "build_backbone",
+    "build_class_loss",
     "build_detector",
     "canonical_name",
     "convert_to_deformable",

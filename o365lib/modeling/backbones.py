@@ -31,6 +31,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from o365lib.modeling.deform import convert_to_deformable
 from o365lib.modeling.transfer import load_backbone_weights
 
+
 def _resnext101_32x4d(*, weights=None, **kwargs) -> tv_resnet.ResNet:
     """ResNeXt-101 32x4d (mmdet's ``x101-32x4d``), which torchvision has no constructor for."""
     if weights is not None:

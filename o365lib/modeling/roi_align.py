@@ -48,7 +48,7 @@ class _SparseGather(torch.autograd.Function):
     """``S @ flat`` with ``S`` given as sorted COO (rows, columns, weights); backward ``S.T @ grad``."""
 
     @staticmethod
-    def forward(ctx, flat, rows, columns, weights, num_rows):  # noqa: D102 - autograd protocol
+    def forward(ctx, flat, rows, columns, weights, num_rows):
         shape = (num_rows, flat.shape[0])
         matrix = torch.sparse_coo_tensor(
             torch.stack([rows, columns]), weights, shape, is_coalesced=False, check_invariants=False
@@ -59,7 +59,7 @@ class _SparseGather(torch.autograd.Function):
         return torch.sparse.mm(matrix, flat)
 
     @staticmethod
-    def backward(ctx, grad):  # noqa: D102 - autograd protocol
+    def backward(ctx, grad):
         rows, columns, weights = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None

@@ -139,7 +139,7 @@ def transfer_weights(model: nn.Module, source: str | Path | dict, *, source_labe
     Raises ``ValueError`` when nothing at all could be copied: that is always a wrong file.
     """
     state = read_state_dict(Path(source)) if not isinstance(source, dict) else source
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = {k.removeprefix("module."): v for k, v in state.items()}
     rows = None
     if source_label_map is not None and target_label_map is not None:
         rows = _row_index(source_label_map, target_label_map)
