@@ -82,6 +82,20 @@ def regime_sentence(ctx, per_seed: Sequence[dict]) -> str:
             f"Ranks {ranges[0]} score **{f(head)}**, ranks {ranges[-1]} **{f(tail)}** "
             f"(the talk: {TALK['expert_tail_before']}), and **{f(zero)}** of the {n_tail} tail classes have zero AP "
             f"(the talk: {TALK['tail_zero_ap']} of {TALK['tail_num_classes']}). "
-            + ("AP falls with the class rank, as in the talk: the head is learned, the tail is weak."
-               if falls else "AP does **not** fall with the class rank here: the talk's finding does not reproduce."))
+            + ("AP falls with the class rank, as in the talk. " if falls else
+               "AP does **not** fall with the class rank here: the talk's finding does not reproduce. ")
+            + _tail_regime(zero["mean"], n_tail))
+
+
+def _tail_regime(zero_mean, n_tail: int) -> str:
+    """Whether the tail is in the talk's regime (weak, not dead: 39 of 65 at zero there)."""
+    if zero_mean is None or not n_tail:
+        return ""
+    share = zero_mean / n_tail
+    if share > 0.8:
+        return ("But the tail is **dead**, not weak as in the talk: more than 80% of its classes score zero, "
+                "so a tail remedy has little to lift here.")
+    if share < 0.2:
+        return "The tail is stronger than in the talk: fewer than 20% of its classes score zero."
+    return "The tail is weak but not dead, as in the talk."
 
