@@ -15,7 +15,7 @@ def test_warmup_then_step_drops():
 
 
 def test_seed_schedule_in_epochs_and_iteration_steps():
-    # the seed: lr 0.1 for 6 epochs, 0.01 for 10, 0.001 for 4 -> steps at 30% and 80% of 20 epochs
+    # the ByteDance talk: lr 0.1 for 6 epochs, 0.01 for 10, 0.001 for 4 -> steps at 30% and 80% of 20 epochs
     config = TrainConfig(epochs=20, lr=0.1, lr_steps=(0.3, 0.8), batch_size=8)
     total = config.total_iterations(epoch_length=800, world_size=1)
     assert total == 2000 and config.milestones(total) == [600, 1600]
