@@ -38,12 +38,9 @@ TRAINED_ROWS = {
 def class_counts(ctx) -> dict:
     """Training instances and images per class, in label order of the full track (from the training file)."""
     train = datasets.load_split(ctx, "train")
-    instances = odata.instance_counts(train)
-    images: dict[int, set] = {c: set() for c in instances}
-    for ann in train.dataset["annotations"]:
-        images[int(ann["category_id"])].add(ann["image_id"])
+    stats = odata.tail_stats(train).set_index("category_id")
     ids = train.label_map.category_ids
-    return {"instances": [instances[c] for c in ids], "images": [len(images[c]) for c in ids]}
+    return {"instances": [int(stats.at[c, "instances"]) for c in ids], "images": [int(stats.at[c, "images"]) for c in ids]}
 
 
 def loss_spec(ctx, name: str | None) -> dict | None:

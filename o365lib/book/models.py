@@ -21,6 +21,7 @@ from pathlib import Path
 from o365lib import data as odata
 from o365lib.book import cache, datasets
 from o365lib.io import write_json
+from o365lib.progress import progress_enabled
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def ensure_backbone(ctx, *, crops_per_class: int, crop_size: int, epochs: int, l
         images, labels, _ = render_crops(num_per_class=spec["crops"], size=spec["size"], seed=0)
         body, channels = build_body(spec["backbone"], norm="bn", dcn=False)
         history = pretrain_backbone(body, images, labels, channels=channels[-1], epochs=spec["epochs"],
-                                    lr=spec["lr"], seed=0, device=ctx.device, progress=_progress())
+                                    lr=spec["lr"], seed=0, device=ctx.device, progress=progress_enabled())
         return body, history
 
     def write(value, path):
@@ -111,12 +112,6 @@ def detector_kwargs(ctx, *, backbone_weights: Path | None, **overrides) -> dict:
     return kwargs
 
 
-def _progress() -> bool:
-    import os
-
-    return os.environ.get("TQDM_DISABLE", "0").lower() in ("", "0", "false")
-
-
 # ------------------------------------------------------------------------------ detectors
 def train_config(ctx, *, seed: int, epochs: float | None = None, iterations: int | None = None,
                  lr: float | None = None, scales: list[int] | None = None):
@@ -132,7 +127,7 @@ def train_config(ctx, *, seed: int, epochs: float | None = None, iterations: int
         weight_decay=t.weight_decay, warmup_iters=t.warmup_iters, lr_steps=tuple(t.lr_steps),
         scales=tuple(scales if scales is not None else t.scales), flip=t.flip, clip_grad=t.clip_grad,
         amp=t.amp, channels_last=t.channels_last, checkpoint_every=t.checkpoint_every, seed=int(seed),
-        num_workers=t.num_workers, progress=_progress(),
+        num_workers=t.num_workers, progress=progress_enabled(),
     )
 
 

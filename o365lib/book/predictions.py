@@ -10,7 +10,6 @@ of them, which is exactly what the detector with that cap returns. Category ids 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from o365lib.book import cache, datasets
@@ -68,11 +67,7 @@ def ensure_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | No
             results = predict(model, dataset, **common)
         return [r for r in results if r["category_id"] in split_ids]
 
-    return cache.produce(path, build, write=lambda value, p: write_json(p, value, indent=None), read=_read_results)
-
-
-def _read_results(path: Path) -> list:
-    return json.loads(path.read_text(encoding="utf-8"))
+    return cache.produce(path, build, write=lambda value, p: write_json(p, value, indent=None), read=cache.read_json)
 
 
 def cap_per_image(results: list, max_dets: int) -> list:

@@ -10,7 +10,6 @@ regime next to the ByteDance talk's.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 
 from o365lib.book.talk import TALK
@@ -33,11 +32,13 @@ def values(per_seed: Sequence[dict], key: str = "mAP", spec: str | None = None, 
 
 def seed_stat(samples: Sequence[float | None]) -> dict:
     """``{"mean", "std", "n", "values"}`` over seeds (std is the sample std, 0 for one seed; None ignored)."""
+    from o365lib.book.compare import seed_summary
+
     kept = [float(v) for v in samples if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not kept:
         return {"mean": None, "std": None, "n": 0, "values": []}
-    std = statistics.stdev(kept) if len(kept) > 1 else 0.0
-    return {"mean": statistics.fmean(kept), "std": std, "n": len(kept), "values": kept}
+    mean, std, n = seed_summary(kept)
+    return {"mean": mean, "std": std if n > 1 else 0.0, "n": n, "values": kept}
 
 
 def regime_rows(ctx, per_seed: Sequence[dict]) -> list[tuple]:
