@@ -2,8 +2,10 @@
 
 Two size presets keep the arguments short:
 
-- ``backbone="tiny"``: 128 px images (the CPU book), FPN 64 channels on c3-c5 (strides 8-64),
-  anchors 8-91 px (two sizes per level), RoIAlign with one sample per bin, a small
+- ``backbone="tiny"``: 128 px images (the CPU book), FPN 64 channels on c2-c5 (strides 4-64),
+  anchors 8-181 px (two sizes per level, about 2x the stride, so that every object of 7-92 px has an
+  anchor of IoU >= 0.5), RoIAlign with one sample per bin on the level where a box is ~8x the stride
+  (canonical 64 px at level 4: boxes under 32 px pool at stride 4, 64-128 px at stride 16), a small
   RPN budget (600/300 proposals before/after NMS in training, 300/100 at test), 64 sampled RoIs
   per image (the box head's share of a CPU step stays small), a 256-d box head;
 - any ResNet/ResNeXt: the usual 800x1333 Cascade R-CNN settings (FPN 256, anchors 32-512 px,
@@ -87,11 +89,12 @@ PRESETS: dict[str, dict] = {
         "rpn_pre_nms_top_n": (600, 300),
         "rpn_post_nms_top_n": (300, 100),
         "rpn_batch_size_per_image": 128,
-        "box_batch_size_per_image": 64,
+        "box_batch_size_per_image": 64, "box_positive_fraction": 0.25,
         "representation_size": 256,
-        "returned_layers": (2, 3, 4),
-        "anchor_sizes": ((8, 11), (16, 23), (32, 45), (64, 91)),
+        "returned_layers": (1, 2, 3, 4),
+        "anchor_sizes": ((8, 11), (16, 23), (32, 45), (64, 91), (128, 181)),
         "roi_sampling_ratio": 1,
+        "roi_canonical_scale": 64,
         "max_candidates": 1000,
         **_TORCHVISION_INFERENCE,
     },
@@ -102,11 +105,12 @@ PRESETS: dict[str, dict] = {
         "rpn_pre_nms_top_n": (2000, 1000),
         "rpn_post_nms_top_n": (2000, 1000),
         "rpn_batch_size_per_image": 256,
-        "box_batch_size_per_image": 512,
+        "box_batch_size_per_image": 512, "box_positive_fraction": 0.25,
         "representation_size": 1024,
         "returned_layers": (1, 2, 3, 4),
         "anchor_sizes": None,
         "roi_sampling_ratio": 2,
+        "roi_canonical_scale": 224,
         "max_candidates": 5000,
         **_TORCHVISION_INFERENCE,
     },
@@ -117,11 +121,12 @@ PRESETS: dict[str, dict] = {
         "rpn_pre_nms_top_n": (2000, 1000),
         "rpn_post_nms_top_n": (2000, 1000),
         "rpn_batch_size_per_image": 256,
-        "box_batch_size_per_image": 512,
+        "box_batch_size_per_image": 512, "box_positive_fraction": 0.25,
         "representation_size": 1024,
         "returned_layers": (1, 2, 3, 4),
         "anchor_sizes": ((32,), (64,), (128,), (256,), (512,)),
         "roi_sampling_ratio": 0,
+        "roi_canonical_scale": 224,
         "max_candidates": None,
         "anchor_strides": (4, 8, 16, 32, 64),
         "rpn_selection": "mmdet",
@@ -146,6 +151,11 @@ def default_anchor_sizes(min_size: int) -> tuple[tuple[int, ...], ...]:
     return tuple((base * 2**level,) for level in range(5))
 
 
+def preset_of(backbone: str, preset: str | None = None) -> str:
+    """The preset ``build_detector`` uses: ``preset``, else "tiny" for the tiny backbone, else "resnet"."""
+    return preset or ("tiny" if backbone == "tiny" else "resnet")
+
+
 def build_detector(
     num_classes: int,
     *,
@@ -164,6 +174,7 @@ def build_detector(
     rpn_post_nms_top_n: tuple[int, int] | None = None,
     rpn_batch_size_per_image: int | None = None,
     box_batch_size_per_image: int | None = None,
+    box_positive_fraction: float | None = None,
     representation_size: int | None = None,
     roi_output_size: int = 7,
     roi_sampling_ratio: int | None = None,
@@ -197,6 +208,9 @@ def build_detector(
         min_size: training/test short side (an int or a tuple; the transform picks among them).
         rpn_pre_nms_top_n, rpn_post_nms_top_n: (training, testing) proposal counts per FPN level /
             per image.
+        box_batch_size_per_image, box_positive_fraction: RoIs sampled per image for each cascade
+            stage and their foreground share (tiny: 64 at 0.5, which doubled what the box heads learn
+            per CPU step at 128 px, see README "Measured"; resnet/mmdet: 512 at 0.25).
         max_candidates: (box, class) pairs above ``score_thresh`` entering NMS, highest first
             (tiny: 1000, which keeps CPU NMS of 365 classes at ~3 ms per image instead of ~30 ms).
         preset: ``"tiny"``, ``"resnet"`` or ``"mmdet"`` (see the module docstring); default
@@ -212,7 +226,7 @@ def build_detector(
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
-    preset_name = preset or ("tiny" if backbone == "tiny" else "resnet")
+    preset_name = preset_of(backbone, preset)
     if preset_name not in PRESETS:
         raise ValueError(f"unknown preset {preset_name!r}; choose one of {tuple(PRESETS)}")
     if preset_name != "tiny" and backbone == "tiny":
@@ -274,6 +288,7 @@ def build_detector(
         roi_output_size=roi_output_size,
         representation_size=representation_size or preset["representation_size"],
         batch_size_per_image=box_batch_size_per_image or preset["box_batch_size_per_image"],
+        positive_fraction=box_positive_fraction or preset["box_positive_fraction"],
         iou_thresholds=iou_thresholds,
         box_weights=box_weights,
         stage_loss_weights=stage_loss_weights,
@@ -282,6 +297,7 @@ def build_detector(
         roi_aligned=preset["roi_aligned"],
         roi_level_mapping=preset["roi_level_mapping"],
         roi_strides=preset["roi_strides"] if len(returned_layers) == 4 else None,
+        roi_canonical_scale=preset["roi_canonical_scale"],
         box_stds=preset["box_stds"],
         box_loss_beta=preset["box_loss_beta"],
         stage_score_average=stage_score_average or preset["stage_score_average"],

@@ -88,6 +88,7 @@ class CascadeStage(RoIHeads):
         roi_aligned: bool = False,
         roi_level_mapping: str = "torchvision",
         roi_strides: Sequence[int] | None = None,
+        roi_canonical_scale: int = 224,
         box_stds: Sequence[float] | None = None,
         class_loss: ClassLoss | None = None,
     ) -> None:
@@ -99,6 +100,7 @@ class CascadeStage(RoIHeads):
                 aligned=roi_aligned,
                 level_mapping=roi_level_mapping,
                 strides=roi_strides,
+                canonical_scale=roi_canonical_scale,
             ),
             box_head=TwoMLPHead(in_channels * roi_output_size**2, representation_size),
             box_predictor=StagePredictor(representation_size, num_classes, class_loss=class_loss),
@@ -178,6 +180,7 @@ class CascadeRoIHeads(nn.Module):
         roi_aligned: bool = False,
         roi_level_mapping: str = "torchvision",
         roi_strides: Sequence[int] | None = None,
+        roi_canonical_scale: int = 224,
         box_stds: Sequence[Sequence[float]] | None = None,
         box_loss_beta: float = 1.0 / 9,
         stage_score_average: str = "probabilities",
@@ -217,6 +220,7 @@ class CascadeRoIHeads(nn.Module):
                 roi_aligned=roi_aligned,
                 roi_level_mapping=roi_level_mapping,
                 roi_strides=roi_strides,
+                roi_canonical_scale=roi_canonical_scale,
                 box_stds=None if box_stds is None else box_stds[index],
                 class_loss=None if class_loss == "softmax" and not class_loss_options else build_class_loss(
                     class_loss, num_classes=num_classes, class_counts=class_counts, image_counts=image_counts,

@@ -14,7 +14,8 @@ Both products are multithreaded sparse-dense kernels in torch. ``S`` reproduces 
 ``roi_align(aligned=False)`` exactly: bins of ``max(roi_size, 1) / output_size`` feature pixels,
 ``sampling_ratio x sampling_ratio`` samples per bin at the sub-bin centres, samples outside
 ``[-1, size]`` contribute zero, coordinates clamped at 0 and at the last pixel, and the samples of a
-bin averaged. Levels are assigned by torchvision's ``LevelMapper`` (canonical 224 px at level 4).
+bin averaged. Levels are assigned by torchvision's ``LevelMapper`` (canonical 224 px at level 4; the tiny
+preset passes ``canonical_scale=64`` for its 128 px images).
 
 The sparse path runs for CPU features with a fixed ``sampling_ratio > 0`` and torchvision's
 geometry; CUDA tensors (where torchvision's kernel is fast) use torchvision's ``MultiScaleRoIAlign``
