@@ -88,6 +88,7 @@ def model_kwargs(args) -> dict:
     """``build_detector`` keyword arguments of the tiny detector from the command line."""
     kwargs = {"backbone": "tiny", "fpn_channels": args.fpn_channels, "min_size": args.min_size,
               "max_size": args.max_size, "box_batch_size_per_image": args.box_batch,
+              "box_positive_fraction": args.box_positive_fraction,
               "representation_size": args.representation_size,
               "rpn_pre_nms_top_n": (args.rpn_pre_nms, 300), "rpn_post_nms_top_n": (args.rpn_post_nms, 100)}
     return kwargs
@@ -254,6 +255,8 @@ def main(argv=None) -> None:
     parser.add_argument("--min-size", type=int, default=128)
     parser.add_argument("--max-size", type=int, default=192)
     parser.add_argument("--box-batch", type=int, default=64, help="sampled RoIs per image")
+    parser.add_argument("--box-positive-fraction", type=float, default=None,
+                        help="foreground share of the sampled RoIs (default: the preset's)")
     parser.add_argument("--representation-size", type=int, default=256)
     parser.add_argument("--rpn-pre-nms", type=int, default=600, help="training proposals per level before NMS")
     parser.add_argument("--rpn-post-nms", type=int, default=300, help="training proposals per image after NMS")

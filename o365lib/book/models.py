@@ -141,6 +141,7 @@ def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Pa
     the spec: settings, seed, the *content* of the training set and of the initial weights.
     """
     from o365lib.engine.config import OPERATIONAL_FIELDS
+    from o365lib.modeling.build import PRESETS, preset_of
 
     source = Path(train_set) if train_set is not None else datasets.split_file(ctx, split)
     coco = datasets.load_coco_file(source, image_root=datasets.ensure_dataset(ctx).image_roots[split],
@@ -154,6 +155,8 @@ def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Pa
     init_key = init.key if isinstance(init, ModelRun) else cache.content_hash(init) if init is not None else None
     spec = {
         "name": name, "seed": int(seed), "model": {k: str(v) if k == "backbone_weights" else v for k, v in kwargs.items()},
+        # the preset's values (anchors, levels, RoI mapping...) are part of the model: a change retrains
+        "preset": cache.key_of(PRESETS[preset_of(kwargs["backbone"], kwargs.get("preset"))]),
         "backbone_weights": cache.content_hash(backbone_weights) if backbone_weights else None,
         "num_classes": coco.label_map.num_classes,
         "train": {k: v for k, v in asdict(config).items() if k not in OPERATIONAL_FIELDS},
