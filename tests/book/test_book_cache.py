@@ -64,6 +64,15 @@ def test_an_edited_annotation_file_is_a_new_model(coco_project):
     assert after.key != models.plan_model(_ctx(train__lr=0.5), "baseline", seed=0)[0].key
 
 
+def test_a_changed_detector_preset_is_a_new_model(coco_project, monkeypatch):
+    """Preset values (anchors, FPN levels, RoI mapping) are code, not settings: they are keyed too."""
+    from o365lib.modeling.build import PRESETS
+
+    before = models.plan_model(_ctx(), "baseline", seed=0)[0].key
+    monkeypatch.setitem(PRESETS["tiny"], "box_positive_fraction", 0.5)
+    assert models.plan_model(_ctx(), "baseline", seed=0)[0].key != before
+
+
 def _fake_trained(ctx):
     """A planned baseline with random weights saved as its final checkpoint (no training)."""
     run, _, _, _ = models.plan_model(ctx, "baseline", seed=0)
