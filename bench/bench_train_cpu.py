@@ -20,10 +20,9 @@ Usage::
     python bench/bench_train_cpu.py --step
     python bench/bench_train_cpu.py --regime --train-seed 0 --tag seed0
 
-bf16 note: ``SparseMultiScaleRoIAlign`` pools on its fast path only for float32/float64 features;
-with bf16 features it falls back to torchvision's kernel, which is slower than the whole fp32
-step gains. Until it accepts bf16, ``--roi-float32`` (on by default) runs the RoI pooling in
-float32 inside this process (features cast up, autocast off) and says so in the results.
+bf16 note: ``SparseMultiScaleRoIAlign`` pools low-precision CPU features in float32 on its fast path
+(the library does this itself; older records carry ``roi_align_float32_shim`` from when this script
+had to patch it in).
 """
 
 from __future__ import annotations
@@ -65,25 +64,6 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def roi_align_float32() -> bool:
-    """Make ``SparseMultiScaleRoIAlign`` pool bf16 features in float32 (its fast path); True if patched."""
-    import torch
-
-    from o365lib.modeling import roi_align
-
-    if torch.bfloat16 in roi_align.SPARSE_DTYPES:
-        return False
-    original = roi_align.SparseMultiScaleRoIAlign.forward
-
-    def forward(self, x, boxes, image_shapes):
-        with torch.autocast("cpu", enabled=False):
-            x = {k: v.float() if torch.is_tensor(v) else v for k, v in x.items()}
-            return original(self, x, [b.float() for b in boxes], image_shapes)
-
-    roi_align.SparseMultiScaleRoIAlign.forward = forward
-    return True
-
-
 def model_kwargs(args) -> dict:
     """``build_detector`` keyword arguments of the tiny detector from the command line."""
     kwargs = {"backbone": "tiny", "fpn_channels": args.fpn_channels, "min_size": args.min_size,
@@ -104,7 +84,6 @@ def run_step(args) -> dict:
     from o365lib.modeling import build_detector
 
     torch.set_num_threads(args.threads)
-    patched = roi_align_float32() if args.roi_float32 else False
     paths = make_dataset(args.data_dir, args.profile, args.data_seed)
     dataset = DetectionDataset(load_coco(paths.train, image_root=paths.images))
     batches = [[dataset[i] for i in range(b * 8, b * 8 + 8)] for b in range(args.batches)]
@@ -130,7 +109,7 @@ def run_step(args) -> dict:
                 optimizers[name].step()
                 if round_index:
                     times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    out = {"roi_align_float32_shim": patched, "threads": args.threads, "load_avg_1m": os.getloadavg()[0],
+    out = {"threads": args.threads, "load_avg_1m": os.getloadavg()[0],
            "model": {k: list(v) if isinstance(v, tuple) else v for k, v in model_kwargs(args).items()}}
     base = statistics.median(t[1] for t in times["fp32"])
     for name, samples in times.items():
@@ -154,7 +133,6 @@ def run_regime(args) -> dict:
     from o365lib.pretrain import pretrain_backbone, render_crops, save_backbone
 
     torch.set_num_threads(args.threads)
-    patched = roi_align_float32() if (args.roi_float32 and args.amp == "bf16") else False
     work = Path(args.work_dir)
     phases: dict = {}
     with Phase(phases, "generate"):
@@ -222,7 +200,7 @@ def run_regime(args) -> dict:
            "iterations": result.iterations, "train_images": len(train_coco.images),
            "train_instances": len(train_coco.dataset["annotations"]), "val_images": len(val_coco.images),
            "final_loss": round(result.final_loss, 4), "pretrain": pretrain_info,
-           "roi_align_float32_shim": patched, "threads": args.threads,
+           "threads": args.threads,
            "args": {k: v for k, v in vars(args).items() if k not in ("step", "regime")}}
     print(json.dumps({k: out[k] for k in ("mAP", "ranges", "by_style", "regime", "in_regime")}), flush=True)
     return out
@@ -246,7 +224,6 @@ def main(argv=None) -> None:
     parser.add_argument("--data-dir", default="/tmp/o365bench/data-default")
     parser.add_argument("--work-dir", default="/tmp/o365bench/work")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--roi-float32", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--progress", action="store_true", help="tqdm bar while training")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batches", type=int, default=6)
