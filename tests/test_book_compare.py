@@ -13,6 +13,7 @@ from o365lib.book.compare import (
     comparison_table,
     effects_table,
     fmt,
+    interval_text,
     interval_verdict,
     mean_std,
     metrics_table,
@@ -151,6 +152,9 @@ def test_talk_numbers():
 
 def test_text_helpers():
     assert (fmt(16), fmt(16.0), fmt(None), fmt(float("nan")), fmt(-0.04)) == ("16", "16.0", "-", "-", "0.0")
+    # an interval end that rounds to zero keeps its sign: the verdict depends on it
+    assert interval_text(-0.0014, 3.24) == "[-0.0014, +3.2]"
+    assert interval_text(0.0, 1.0) == "[0.0, +1.0]" and interval_text(0.3, 2.06) == "[+0.3, +2.1]"
     assert (signed(1.23), signed(-0.3), signed(0.0), signed(None)) == ("+1.2", "-0.3", "0.0", "-")
     assert mean_std([1.0, 2.0, 3.0]) == "2.0 ± 1.0" and mean_std([7]) == "7" and mean_std(None) == "-"
     assert mean_std({"mean": 2.0, "std": 0.5, "n": 3}) == "2.0 ± 0.5"

@@ -248,10 +248,18 @@ def mean_std(values, digits: int = 1) -> str:
 
 
 def interval_text(low: float, high: float, digits: int = 1) -> str:
-    """An interval as "[+0.3, +2.1]", '-' when undefined."""
+    """An interval as "[+0.3, +2.1]", '-' when undefined; an end near zero as "-0.0014", not "0.0"."""
     if _missing(low) or _missing(high):
         return "-"
-    return f"[{signed(low, digits)}, {signed(high, digits)}]"
+    return f"[{_bound(low, digits)}, {_bound(high, digits)}]"
+
+
+def _bound(value: float, digits: int) -> str:
+    """An interval end; one that rounds to zero keeps its sign ("-0.0014"), since the verdict reads it."""
+    text = signed(value, digits)
+    if float(text) == 0 and float(value) != 0:
+        return f"{float(value):+.2g}"
+    return text
 
 
 def _seeds(values) -> int | str:
