@@ -1,7 +1,10 @@
 """End-to-end sanity: the tiny Cascade R-CNN learns coloured shapes (slow: ~3 min on 2 busy cores).
 
-Measured once (200 steps, batch 8, 1000 images, 20 classes): loss 6.06 -> 1.58, AP50 0.35 on 100
-held-out images.
+Measured (200 steps, batch 8, 1000 images, 20 classes, tiny preset with 75% foreground RoIs):
+first-stage classification loss 2.39 -> 0.69, RPN objectness 0.69 -> 0.02, AP50 0.35 on 100
+held-out images. The total loss is not the learning signal here: at the start the proposals are
+random, almost no RoI is foreground and the box losses are ~0; once proposals are good, 75% of
+the RoIs carry a box-regression loss, so the total only falls 5.2 -> 3.0 while the detector learns.
 """
 
 import pytest
@@ -27,7 +30,12 @@ def test_tiny_detector_learns_shapes(tmp_path):
         progress=False,
     )
     result = train(model, train_set, config=config, out_dir=tmp_path)
-    first = sum(e["loss"] for e in result.losses[:10]) / 10
-    assert result.final_loss < 0.4 * first
+
+    def mean_of(key, entries):
+        return sum(e[key] for e in entries) / len(entries)
+
+    first, last = result.losses[:10], result.losses[-10:]
+    for key in ("loss_cls_s0", "loss_objectness"):
+        assert mean_of(key, last) < 0.4 * mean_of(key, first), key
     ap50 = coco_ap50(val_set.coco, predict(model, val_set, batch_size=8, score_threshold=0.001))
     assert ap50 > 0.15
