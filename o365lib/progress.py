@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
-from tqdm.auto import tqdm as _auto_tqdm
 from tqdm.std import tqdm as _plain_tqdm
+
+with warnings.catch_warnings():
+    # tqdm.auto warns at import in a Jupyter kernel without ipywidgets (every book kernel) and then
+    # falls back to the text bar; the warning would otherwise land in the executed page.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    from tqdm.auto import tqdm as _auto_tqdm
 
 PROGRESS_ENV = "O365BOOK_PROGRESS"
 

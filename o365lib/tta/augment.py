@@ -25,6 +25,7 @@ from contextlib import contextmanager
 
 import torch
 
+from o365lib.progress import progress_bar
 from o365lib.tta.ensemble import MERGE_METHODS, fuse_detections, tensors_to_results
 
 __all__ = ["TTA_SCALE_PRESETS", "flip_boxes", "inference_scale", "predict_tta", "resolve_scales"]
@@ -196,9 +197,7 @@ def predict_tta(
     results = []
     batches = range(0, len(dataset), batch_size)
     if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc=f"TTA x{num_augs}")
+        batches = progress_bar(iterable=batches, total=len(batches), desc=f"TTA x{num_augs}")
     try:
         with torch.inference_mode():
             for start in batches:
