@@ -288,7 +288,7 @@ def build_detector(
         roi_output_size=roi_output_size,
         representation_size=representation_size or preset["representation_size"],
         batch_size_per_image=box_batch_size_per_image or preset["box_batch_size_per_image"],
-        positive_fraction=box_positive_fraction or preset["box_positive_fraction"],
+        positive_fraction=preset["box_positive_fraction"] if box_positive_fraction is None else box_positive_fraction,
         iou_thresholds=iou_thresholds,
         box_weights=box_weights,
         stage_loss_weights=stage_loss_weights,
