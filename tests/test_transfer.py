@@ -35,7 +35,7 @@ def test_subset_classifier_rows_follow_category_ids():
         assert torch.equal(dst[name][0], src[name][0])  # background
         assert torch.equal(dst[name][1], src[name][2])  # category 7: full label 2
         assert torch.equal(dst[name][2], src[name][5])  # category 42: full label 5
-    backbone = [n for n in dst if n.startswith("backbone.")][0]
+    backbone = next(n for n in dst if n.startswith("backbone."))
     assert torch.equal(dst[backbone], src[backbone])
 
 
@@ -44,7 +44,7 @@ def test_unseen_category_keeps_its_initialisation():
     before = {k: v.clone() for k, v in target.state_dict().items()}
     transfer_weights(target, source.state_dict(), source_label_map=LabelMap([1, 2]),
                      target_label_map=LabelMap([1, 2, 99]))
-    name = [n for n in before if n.endswith("cls_score.bias")][0]
+    name = next(n for n in before if n.endswith("cls_score.bias"))
     assert torch.equal(target.state_dict()[name][3], before[name][3])
     assert torch.equal(target.state_dict()[name][:3], source.state_dict()[name])
 

@@ -55,7 +55,7 @@ class StridedAnchorGenerator(AnchorGenerator):
         scales: list[float],
         aspect_ratios: list[float],
         dtype: torch.dtype = torch.float32,
-        device: torch.device = torch.device("cpu"),
+        device: torch.device = torch.device("cpu"),  # noqa: B008 (torchvision parent signature)
     ) -> torch.Tensor:
         """Base anchors [A, 4] centred at (0, 0): ratio-major, then size."""
         scales_t = torch.as_tensor(scales, dtype=dtype, device=device)

@@ -6,7 +6,6 @@ import pytest
 
 from o365lib.data import (
     CocoData,
-    class_ranks,
     example_image_ids,
     imbalance_table,
     tail_stats,

@@ -1,6 +1,7 @@
 """mmdet-exact parts and COCO-pretrained starts, on tiny tensors (no mmdet code involved)."""
 
 import torch
+from torchvision.models.detection.image_list import ImageList
 
 from o365lib.modeling import (
     StridedAnchorGenerator,
@@ -10,7 +11,6 @@ from o365lib.modeling import (
 )
 from o365lib.modeling.mmdet_keys import mmdet_to_ours, ours_to_mmdet
 from o365lib.modeling.roi_align import SparseMultiScaleRoIAlign
-from torchvision.models.detection.image_list import ImageList
 
 
 def test_anchors_are_unrounded_at_exact_strides():
