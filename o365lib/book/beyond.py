@@ -59,7 +59,8 @@ def loss_spec(ctx, name: str | None) -> dict | None:
 def ensure_row(ctx, row: str, *, seed: int, base: models.ModelRun) -> models.ModelRun:
     """The fine-tuned model of a trained row (same start, budget and seed as chapter 4)."""
     sampler, loss = TRAINED_ROWS[row]
-    return remedies.ensure_resampled(ctx, sampler, seed=seed, base=base, loss=loss_spec(ctx, loss))
+    return remedies.ensure_resampled(ctx, sampler, seed=seed, base=base, loss=loss_spec(ctx, loss),
+                                     classifier_start=ctx.cfg.remedies.classifier_start)
 
 
 def norcal(ctx) -> dict:

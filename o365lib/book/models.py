@@ -134,7 +134,7 @@ def train_config(ctx, *, seed: int, epochs: float | None = None, iterations: int
 def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Path | None = None,
                init: ModelRun | Path | None = None, init_prefixes: tuple = (), sampler: dict | None = None,
                backbone_weights: Path | None = None, detector_overrides: dict | None = None,
-               budget: dict | None = None):
+               budget: dict | None = None, classifier_start: str | None = None):
     """The ModelRun a specification names (nothing is trained), its spec, training data and TrainConfig.
 
     Arguments as :func:`ensure_model`. The run's folder ``models/<name>-s<seed>-<key>`` is keyed by
@@ -162,25 +162,30 @@ def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Pa
         "train": {k: v for k, v in asdict(config).items() if k not in OPERATIONAL_FIELDS},
         "data": cache.content_hash(source), "sampler": sampler, "init": init_key, "init_prefixes": list(init_prefixes),
     }
+    if classifier_start is not None:
+        spec["classifier_start"] = classifier_start
     run = ModelRun(name=name, seed=int(seed), dir=Path(ctx.profile_dir) / "models" / f"{name}-s{seed}-{cache.key_of(spec)}",
                    category_ids=tuple(coco.label_map.category_ids), detector_kwargs=kwargs)
     return run, spec, coco, config
 
 
 def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = None, init_prefixes: tuple = (),
-                 sampler: dict | None = None, **plan) -> ModelRun:
+                 sampler: dict | None = None, classifier_start: str | None = None, **plan) -> ModelRun:
     """Train a model unless the same specification was trained before; return its ModelRun.
 
     ``train_set`` is a COCO JSON (e.g. an expert subset) used instead of ``split``; ``init`` a ModelRun
     or weights file to start from (matching tensors are copied, classifier rows mapped by category id;
     ``init_prefixes`` limits the copy, e.g. to the backbone); ``sampler`` a dict ``{"name": ..., **options}``
     for ``o365lib.longtail.build_sampler``; ``budget`` replaces the train section's epochs / iterations /
-    lr / scales (``train_config`` arguments). Every process trains (DDP under torchrun); rank 0 writes.
+    lr / scales (``train_config`` arguments); ``classifier_start`` (``"fresh"`` or ``"converted"``), when the
+    ``detector_overrides`` change the classification loss of an ``init`` ModelRun, whether the new classifier
+    starts fresh or from the start's softmax classifier (``o365lib.modeling.transfer.start_new_classifiers``).
+    Every process trains (DDP under torchrun); rank 0 writes.
     """
     from o365lib.engine import train
 
     run, spec, coco, config = plan_model(ctx, name, seed=seed, init=init, init_prefixes=init_prefixes,
-                                         sampler=sampler, **plan)
+                                         sampler=sampler, classifier_start=classifier_start, **plan)
     if run.checkpoint.exists():
         verify_checkpoint(run)
         return run
@@ -192,11 +197,15 @@ def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = No
 
         if isinstance(init, ModelRun):  # our own model: tensors copied, classifier rows mapped by category id
             source = init.checkpoint
-            if run.detector_kwargs.get("class_loss", "softmax") != init.detector_kwargs.get("class_loss", "softmax"):
-                # another classification loss (Seesaw, EQLv2, Federated): its classifier starts fresh, as in
-                # the papers; everything else (backbone, RPN, box heads, regressors) is the start's
-                source = {k: v for k, v in read_weights_file(init.checkpoint)[0].items()
-                          if not k.endswith(("cls_score.weight", "cls_score.bias"))}
+            start_loss = init.detector_kwargs.get("class_loss", "softmax")
+            if run.detector_kwargs.get("class_loss", "softmax") != start_loss:
+                # another classification loss (Seesaw, EQLv2, Federated): everything else (backbone, RPN,
+                # box heads, regressors) is the start's; the classifier starts fresh, as in the papers, or
+                # ``classifier_start="converted"`` from the start's softmax rows where the loss has a counterpart
+                from o365lib.modeling.transfer import start_new_classifiers
+
+                source = start_new_classifiers(model, read_weights_file(init.checkpoint)[0],
+                                               convert=classifier_start == "converted" and start_loss == "softmax")
             report = transfer_weights(model, source, source_label_map=init.label_map,
                                       target_label_map=coco.label_map, prefixes=tuple(init_prefixes))
         else:  # a detector file (mmdet, ours or torchvision): classifier rows copied for same-named classes

@@ -176,6 +176,10 @@ class RemediesSection:
 
     losses: list[str] = field(default_factory=lambda: ["seesaw", "eqlv2", "federated"])
     norcal_gamma: float = at_least(0.0, default=1.0)
+    #: a loss's new classifier: ``fresh`` (as in the papers; the measured default), or ``converted`` from the
+    #: baseline's softmax rows where the loss has a linear counterpart (EQLv2, Federated: log-odds against
+    #: background; Seesaw stays fresh). ``converted`` has not been measured on the default profile yet.
+    classifier_start: Literal["converted", "fresh"] = "fresh"
 
 
 @dataclass(frozen=True)

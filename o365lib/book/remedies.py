@@ -152,12 +152,15 @@ def resampling_budget(ctx) -> dict:
     return {"iterations": max(1, round(cfg.epochs * images / ctx.cfg.train.batch_size)), "lr": cfg.lr}
 
 
-def ensure_resampled(ctx, name: str, *, seed: int, base: models.ModelRun, loss: dict | None = None) -> models.ModelRun:
+def ensure_resampled(ctx, name: str, *, seed: int, base: models.ModelRun, loss: dict | None = None,
+                     classifier_start: str | None = None) -> models.ModelRun:
     """A general model fine-tuned with one sampler, common budget; ``loss``: ``build_detector`` arguments of a
-    classification loss (``o365lib.book.beyond.loss_spec``), default softmax cross-entropy."""
+    classification loss (``o365lib.book.beyond.loss_spec``), default softmax cross-entropy, whose classifier
+    starts as ``classifier_start`` says (``models.ensure_model``)."""
     label = f"resample-{name}" + (f"-{loss['class_loss']}" if loss else "")
     return models.ensure_model(ctx, label, seed=seed, init=base, sampler={"name": name, **sampler_options(ctx, name)},
-                               budget=resampling_budget(ctx), detector_overrides=loss)
+                               budget=resampling_budget(ctx), detector_overrides=loss,
+                               classifier_start=classifier_start if loss else None)
 
 
 def resampling_study(ctx, names) -> dict:

@@ -80,6 +80,16 @@ class ClassLoss(nn.Module):
         nn.init.zeros_(layer.bias)
         return layer
 
+    def classifier_from_softmax(
+        self, weight: torch.Tensor, bias: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Start values of this loss's classifier from a trained softmax classifier (``weight``
+        ``[K + 1, F]``, ``bias`` ``[K + 1]``, background in row 0); ``None``: no counterpart, start fresh.
+
+        Softmax cross-entropy: the same tensors.
+        """
+        return weight.clone(), bias.clone()
+
     def _check(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
         if logits.dim() != 2 or logits.shape[1] != self.num_outputs:
             raise ValueError(
@@ -184,6 +194,10 @@ class SeesawClassLoss(ClassLoss):
 
     def make_classifier(self, in_features: int) -> nn.Module:
         return NormedLinear(int(in_features), self.num_outputs, temperature=self.temperature)
+
+    def classifier_from_softmax(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """``None``: a cosine classifier over ``K + 2`` outputs has no linear counterpart of softmax rows."""
+        return
 
     def seesaw_log_weights(self, class_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """``log S_ij`` ``[P, K]`` for positives with class logits ``[P, K]`` and 0-based targets."""

@@ -58,6 +58,17 @@ from o365lib.modeling.class_losses import ClassLoss, as_counts
 GRADIENT_SOURCES = ("analytic", "hook")
 
 
+def log_odds_against_background(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sigmoid classifier start from a trained softmax one (``[K + 1, F]``, ``[K + 1]``, background row 0).
+
+    Class row ``c`` becomes ``w_c - w_0``, ``b_c - b_0``: its logit is the softmax's log-odds of class
+    ``c`` against background, ``log(p_c / p_0)``, so that ``sigmoid`` of it is ``p_c / (p_c + p_0)``, the
+    two-way decision a one-vs-rest sigmoid makes for a box that is either ``c`` or background. Row 0
+    becomes zeros (EQLv2's background logit starts at probability 1/2; the federated loss never reads it).
+    """
+    return weight - weight[:1], bias - bias[:1]
+
+
 def _all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Sum ``tensor`` over processes when a process group is initialised (in place); returns it."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -103,6 +114,10 @@ class EQLv2ClassLoss(ClassLoss):
         if self.prior_prob is not None:
             nn.init.constant_(layer.bias, -math.log((1 - self.prior_prob) / self.prior_prob))
         return layer
+
+    def classifier_from_softmax(self, weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-odds against background (``log_odds_against_background``)."""
+        return log_odds_against_background(weight, bias)
 
     @property
     def gradient_ratio(self) -> torch.Tensor:
@@ -211,6 +226,10 @@ class FederatedClassLoss(ClassLoss):
         layer = super().make_classifier(in_features)
         nn.init.constant_(layer.bias, -math.log((1 - self.prior_prob) / self.prior_prob))
         return layer
+
+    def classifier_from_softmax(self, weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-odds against background (``log_odds_against_background``)."""
+        return log_odds_against_background(weight, bias)
 
     def sampling_probabilities(self, present: torch.Tensor) -> torch.Tensor:
         """Drawing distribution ``[K + 1]`` (index = label) given the labels already ``present``.

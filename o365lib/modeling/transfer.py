@@ -169,6 +169,32 @@ def transfer_weights(model: nn.Module, source: str | Path | dict, *, source_labe
     return {"copied": copied, "remapped": remapped, "skipped": skipped}
 
 
+def start_new_classifiers(model: nn.Module, state: dict[str, torch.Tensor], *, convert: bool) -> dict:
+    """The start ``state`` for a ``model`` whose classification loss differs from the one ``state`` was
+    trained with: every classifier (``cls_score``) entry is dropped, so those layers keep the model's
+    fresh initialisation, unless ``convert`` is true and the state's classifier is softmax. Then each
+    cascade stage's classifier starts from the state's through its loss's ``classifier_from_softmax``
+    (sigmoid losses: log-odds against background; Seesaw: no counterpart, fresh).
+    """
+    from o365lib.modeling.class_losses import ClassLoss
+
+    out = {k: v for k, v in state.items() if not k.endswith(CLASSIFIER_SUFFIXES)}
+    if not convert:
+        return out
+    for name, module in model.named_modules():
+        loss = getattr(module, "class_loss", None)
+        if not isinstance(loss, ClassLoss):
+            continue
+        prefix = f"{name}.box_predictor.cls_score"
+        weight, bias = state.get(f"{prefix}.weight"), state.get(f"{prefix}.bias")
+        if weight is None or bias is None or weight.shape[0] != loss.num_classes + 1:
+            continue
+        start = loss.classifier_from_softmax(weight, bias)
+        if start is not None:
+            out[f"{prefix}.weight"], out[f"{prefix}.bias"] = start
+    return out
+
+
 def _category_names(categories) -> list[str] | None:
     """Names in label order from names (label order) or COCO category dicts (sorted by id)."""
     if categories is None:
