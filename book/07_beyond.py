@@ -35,6 +35,9 @@
 #   re-weighted per class by their accumulated ratio;
 # - **Federated** (Zhou et al. 2021): sigmoid losses over the image's classes plus 50 in all, sampled
 #   by frequency;
+# - **EQLv2 (converted)** and **Federated (converted)**: the same two losses with their sigmoid
+#   classifier started from the baseline's softmax classifier instead of from scratch (see the last
+#   section);
 # - **NorCal** (Pan et al. 2021): no training at all; the softmax CE model's class scores divided by
 #   the class's training count to the power gamma, renormalised with the background;
 # - the best of these **+ experts**: the talk's two experts (chapter 3) merged into it, with NorCal
@@ -89,13 +92,20 @@ report.markdown(beyond.sentence(study, merged, effects, best=best, talk=talk))
 # ## What the shared budget means for the new losses
 #
 # Seesaw, EQLv2 and the federated loss change the classifier's form (a normalised classifier, or
-# one sigmoid per class), so their rows start from the baseline's backbone, RPN and box regressors
-# with a **freshly initialised classifier**; softmax CE, RFS and NorCal keep the trained one. All
-# rows get the same budget (chapter 4's `resampling.epochs` of fine-tuning), so a fresh classifier
-# has to be learned in the iterations the other rows use to adjust theirs. A row below the control
-# here measures that handicap as much as the loss itself: the papers above train these losses from
-# the start, for a full 1x or 2x schedule. Give them more room with `-p resampling__epochs 1.0`
-# (every row, the control included, gets the larger budget).
+# one sigmoid per class). Their plain rows start from the baseline's backbone, RPN and box regressors
+# with a **freshly initialised classifier**, as in the papers; softmax CE, RFS and NorCal keep the
+# trained one. All rows get the same budget (chapter 4's `resampling.epochs` of fine-tuning), so a
+# fresh classifier has to be learned in the iterations the other rows use to adjust theirs.
+#
+# The **(converted)** rows remove that handicap where the loss allows it. A softmax classifier's
+# log-odds of class *c* against background, z_c - z_0, is a linear function of the box feature, so a
+# sigmoid classifier can start with rows w_c - w_0 and b_c - b_0: its sigmoid is then
+# p_c / (p_c + p_0), the softmax model's own two-way decision between *c* and background. Seesaw's
+# cosine classifier has no such counterpart and always starts fresh. A plain row's gap to its
+# converted row measures the budget handicap; the converted row's gap to softmax CE measures the loss.
+# The papers train these losses from the start for a full 1x or 2x schedule; give every row (the
+# control included) more room with `-p resampling__epochs 1.0`, or choose the starts with
+# `remedies.classifier_starts` in the profile.
 
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(

@@ -8,6 +8,8 @@ iterations and learning rate), so rows differ only in what they change:
 - ``Seesaw`` and ``Seesaw + RFS``: Seesaw loss (Wang et al. 2021), uniform or RFS sampling;
 - ``EQLv2``: equalization loss v2 (Tan et al. 2021);
 - ``Federated``: federated loss (Zhou et al., CenterNet2);
+- ``EQLv2 (converted)``, ``Federated (converted)``: the same losses with the classifier started from the
+  baseline's softmax one (log-odds against background) instead of fresh (profile ``remedies.classifier_starts``);
 - ``NorCal``: post-hoc calibration of the softmax CE model's scores by class frequency (no training);
 - ``<best> + experts``: the best row's results with the talk's two experts (chapter 3) merged in,
   NorCal-calibrated before the per-image cap.
@@ -33,6 +35,22 @@ TRAINED_ROWS = {
     "EQLv2": ("uniform", "eqlv2"),
     "Federated": ("uniform", "federated"),
 }
+#: losses whose classifier can start from the baseline's softmax classifier (``ClassLoss.classifier_from_softmax``)
+CONVERTIBLE_LOSSES = ("eqlv2", "federated")
+CONVERTED = " (converted)"
+
+
+def trained_rows(ctx) -> dict:
+    """Row -> (sampler, classification loss or None, classifier start or None) for the profile's losses and
+    classifier starts; a ``converted`` start adds a row named ``<row> (converted)`` for each convertible loss."""
+    out = {}
+    for row, (sampler, loss) in TRAINED_ROWS.items():
+        if loss is None:
+            out[row] = (sampler, None, None)
+        elif loss in ctx.cfg.remedies.losses:
+            starts = ctx.cfg.remedies.classifier_starts if loss in CONVERTIBLE_LOSSES else ["fresh"]
+            out.update({row + (CONVERTED if start == "converted" else ""): (sampler, loss, start) for start in starts})
+    return out
 
 
 def class_counts(ctx) -> dict:
@@ -58,9 +76,9 @@ def loss_spec(ctx, name: str | None) -> dict | None:
 
 def ensure_row(ctx, row: str, *, seed: int, base: models.ModelRun) -> models.ModelRun:
     """The fine-tuned model of a trained row (same start, budget and seed as chapter 4)."""
-    sampler, loss = TRAINED_ROWS[row]
+    sampler, loss, start = trained_rows(ctx)[row]
     return remedies.ensure_resampled(ctx, sampler, seed=seed, base=base, loss=loss_spec(ctx, loss),
-                                     classifier_start=ctx.cfg.remedies.classifier_start)
+                                     classifier_start=start)
 
 
 def norcal(ctx) -> dict:
@@ -76,7 +94,7 @@ def training_seconds(run: models.ModelRun) -> float | None:
 
 def beyond_study(ctx) -> dict:
     """Per row, per seed: val metrics and training cost; plus the best row merged with the talk's experts."""
-    rows = [r for r in TRAINED_ROWS if r == CONTROL or r == "RFS" or TRAINED_ROWS[r][1] in ctx.cfg.remedies.losses]
+    rows = list(trained_rows(ctx))
     out = {"metrics": {r: [] for r in [*rows, "NorCal"]}, "seconds": {r: [] for r in [*rows, "NorCal"]}}
     for seed in ctx.seeds:
         base = models.ensure_baseline(ctx, seed)

@@ -176,10 +176,10 @@ class RemediesSection:
 
     losses: list[str] = field(default_factory=lambda: ["seesaw", "eqlv2", "federated"])
     norcal_gamma: float = at_least(0.0, default=1.0)
-    #: a loss's new classifier: ``fresh`` (as in the papers; the measured default), or ``converted`` from the
-    #: baseline's softmax rows where the loss has a linear counterpart (EQLv2, Federated: log-odds against
-    #: background; Seesaw stays fresh). ``converted`` has not been measured on the default profile yet.
-    classifier_start: Literal["converted", "fresh"] = "fresh"
+    #: how a new loss's classifier starts, one row per start: ``fresh`` (initialised as in the papers) and
+    #: ``converted`` (from the baseline's softmax rows, log-odds against background; only for losses with a
+    #: linear counterpart, EQLv2 and Federated; Seesaw's cosine classifier always starts fresh)
+    classifier_starts: list[Literal["fresh", "converted"]] = field(default_factory=lambda: ["fresh", "converted"])
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,31 @@ def test_seesaw_stays_fresh_even_when_converting():
     transfer_weights(target, start_new_classifiers(target, state, convert=True))
     for name in (n for n in fresh if "cls_score" in n):
         assert torch.equal(target.state_dict()[name], fresh[name])
+
+
+def test_chapter_rows_follow_losses_and_starts():
+    from types import SimpleNamespace
+
+    from o365lib.book import beyond
+    from o365lib.modeling.class_losses import CLASS_LOSSES
+
+    weight, bias = torch.randn(K + 1, 3), torch.randn(K + 1)
+    for name in CLASS_LOSSES:
+        if name == "softmax":
+            continue
+        extra = {"image_counts": [2.0] * K} if name == "federated" else {}
+        converts = build_class_loss(name, num_classes=K, **extra).classifier_from_softmax(weight, bias) is not None
+        assert converts == (name in beyond.CONVERTIBLE_LOSSES), name
+
+    def rows(losses, starts):
+        ctx = SimpleNamespace(cfg=SimpleNamespace(remedies=SimpleNamespace(losses=losses, classifier_starts=starts)))
+        return beyond.trained_rows(ctx)
+
+    both = rows(["seesaw", "eqlv2", "federated"], ["fresh", "converted"])
+    assert list(both) == ["softmax CE", "RFS", "Seesaw", "Seesaw + RFS", "EQLv2", "EQLv2 (converted)",
+                          "Federated", "Federated (converted)"]
+    assert both["EQLv2 (converted)"] == ("uniform", "eqlv2", "converted")
+    assert both["Seesaw"] == ("uniform", "seesaw", "fresh") and both["softmax CE"] == ("uniform", None, None)
+    only = rows(["seesaw", "eqlv2"], ["converted"])
+    assert list(only) == ["softmax CE", "RFS", "Seesaw", "Seesaw + RFS", "EQLv2 (converted)"]
+    assert only["Seesaw"][2] == "fresh"  # no counterpart: fresh whatever the profile asks
