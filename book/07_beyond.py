@@ -106,8 +106,16 @@ report.markdown(beyond.sentence(study, merged, effects, best=best, talk=talk))
 # The papers train these losses from the start for a full 1x or 2x schedule; give every row (the
 # control included) more room with `-p resampling__epochs 1.0`, or choose the starts with
 # `remedies.classifier_starts` in the profile.
+#
+# Each converted row against its fresh row, paired by seed (a positive difference is the share of the
+# fresh row's deficit that the start, not the loss, caused):
+
+# %% tags=["hide-input"]
+start_effects = beyond.start_effects(study)
+compare.effects_table(start_effects) if start_effects else report.markdown("No loss ran with both starts.")
 
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(
     ctx, summary=beyond.summary(study, merged, effects, best=best),
-    details={"best": best, "effects": compare.effects_records(effects), "rows": rows})
+    details={"best": best, "effects": compare.effects_records(effects), "rows": rows,
+             "start_effects": compare.effects_records(start_effects)})

@@ -161,6 +161,22 @@ def effects(study: dict, merged: list, *, best: str) -> list:
     return out
 
 
+def start_effects(study: dict) -> list:
+    """Converted against fresh classifier start, per loss that has both rows (paired by seed): mAP and tail AP."""
+    from o365lib.book.compare import paired_effect
+    from o365lib.book.summaries import TAIL, values
+
+    out = []
+    for row, per_seed in study["metrics"].items():
+        fresh = study["metrics"].get(row.removesuffix(CONVERTED))
+        if not row.endswith(CONVERTED) or fresh is None:
+            continue
+        out.append((f"{row}: mAP", paired_effect(values(fresh), values(per_seed), talk_effect=None)))
+        out.append((f"{row}: AP ranks {TAIL}", paired_effect(values(fresh, "mAP", TAIL),
+                                                            values(per_seed, "mAP", TAIL), talk_effect=None)))
+    return out
+
+
 def table_rows(ctx, study: dict, merged: list, *, best: str, talk: dict) -> dict:
     """Per row the per-seed values of every column: mAP, range AP, LVIS buckets, fixed AP, training cost."""
     from o365lib.book.summaries import values

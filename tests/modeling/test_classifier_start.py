@@ -94,3 +94,20 @@ def test_chapter_rows_follow_losses_and_starts():
     only = rows(["seesaw", "eqlv2"], ["converted"])
     assert list(only) == ["softmax CE", "RFS", "Seesaw", "Seesaw + RFS", "EQLv2 (converted)"]
     assert only["Seesaw"][2] == "fresh"  # no counterpart: fresh whatever the profile asks
+
+
+def test_start_effects_pair_converted_with_fresh_by_seed():
+    from o365lib.book import beyond
+
+    def seeds(*pairs):
+        return [{"mAP": m, "ranges": {"301-365": {"mAP": t}}} for m, t in pairs]
+
+    study = {"metrics": {"softmax CE": seeds((5, 1), (6, 1), (7, 1)),
+                         "EQLv2": seeds((1, 0), (2, 0), (3, 1)),
+                         "EQLv2 (converted)": seeds((4, 2), (5, 2), (6.5, 2)),
+                         "Seesaw": seeds((1, 1), (1, 1), (1, 1))}}
+    (label, overall), (tail_label, tail) = beyond.start_effects(study)
+    assert label == "EQLv2 (converted): mAP" and tail_label == "EQLv2 (converted): AP ranks 301-365"
+    assert overall.diffs == (3, 3, 3.5) and overall.ci_low > 0 and overall.verdict == "higher"
+    assert tail.diffs == (2, 2, 1)
+    assert beyond.start_effects({"metrics": {"EQLv2 (converted)": seeds((1, 1))}}) == []
