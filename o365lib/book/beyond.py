@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 from o365lib import data as odata
-from o365lib.book import datasets, models, predictions, remedies
+from o365lib.book import cache, datasets, models, predictions, remedies
 
 CONTROL = "softmax CE"
 #: row -> (sampler, classification loss or None)
@@ -103,7 +103,7 @@ def beyond_study(ctx) -> dict:
             out["metrics"][row].append(predictions.model_metrics(ctx, run))
             out["seconds"][row].append(training_seconds(run))
         control = ensure_row(ctx, CONTROL, seed=seed, base=base)
-        calibrated = predictions.ensure_predictions(ctx, control, split="val", calibration=norcal(ctx))
+        calibrated = predictions.lazy_predictions(ctx, control, split="val", calibration=norcal(ctx))
         out["metrics"]["NorCal"].append(predictions.evaluate_results(ctx, calibrated, name=f"{control.key}-norcal"))
         out["seconds"]["NorCal"].append(0.0)
     return out
@@ -117,32 +117,42 @@ def best_row(study: dict) -> str:
 
 
 def with_experts(ctx, study: dict, row: str) -> list:
-    """Per seed: the best row's results with the talk's experts merged in (NorCal calibration before the cap)."""
+    """Per seed: the best row's results with the talk's experts merged in (NorCal calibration before the cap);
+    the merge runs only when its metrics are not cached."""
     from o365lib.calibration import calibrate_results
     from o365lib.experts import merge_experts
 
     counts = dict(zip(datasets.load_split(ctx, "train").label_map.category_ids, class_counts(ctx)["instances"]))
-    ev = ctx.cfg.eval
+    gamma, strategy = ctx.cfg.remedies.norcal_gamma, ctx.cfg.experts.strategy
+    cap = max(ctx.cfg.eval.max_dets, ctx.cfg.eval.fixed_ap_max_dets)
+
+    def merge(general, experts):
+        return merge_experts(calibrate_results(general.load(), class_counts=counts, gamma=gamma),
+                             [(ids, calibrate_results(r.load(), class_counts=counts, gamma=gamma)) for ids, r in experts],
+                             strategy=strategy, max_dets=cap)
+
     out = []
     for seed in ctx.seeds:
         base = models.ensure_baseline(ctx, seed)
         general = _row_results(ctx, row, seed=seed, base=base)
         experts = [(datasets.range_category_ids(ctx, spec),
-                    predictions.ensure_predictions(ctx, remedies.ensure_expert(ctx, spec, seed=seed, base=base)))
+                    predictions.lazy_predictions(ctx, remedies.ensure_expert(ctx, spec, seed=seed, base=base)))
                    for spec in remedies.TALK_RANGES]
-        gamma = ctx.cfg.remedies.norcal_gamma
-        merged = merge_experts(calibrate_results(general, class_counts=counts, gamma=gamma),
-                               [(c, calibrate_results(r, class_counts=counts, gamma=gamma)) for c, r in experts],
-                               strategy=ctx.cfg.experts.strategy, max_dets=max(ev.max_dets, ev.fixed_ap_max_dets))
+        merged = predictions.LazyResults.derived(
+            lambda general=general, experts=experts: merge(general, experts),
+            inputs=[general, [r for _, r in experts]],
+            settings={"norcal_gamma": gamma, "class_counts": cache.key_of(sorted(counts.items())), "merge": strategy,
+                      "max_dets": cap, "ranges": [sorted(ids) for ids, _ in experts]},
+            code=(calibrate_results, merge_experts))
         out.append(predictions.evaluate_results(ctx, merged, name=f"beyond-{row}-experts-s{seed}"))
     return out
 
 
-def _row_results(ctx, row: str, *, seed: int, base: models.ModelRun) -> list:
+def _row_results(ctx, row: str, *, seed: int, base: models.ModelRun) -> predictions.LazyResults:
     if row == "NorCal":
-        return predictions.ensure_predictions(ctx, ensure_row(ctx, CONTROL, seed=seed, base=base), split="val",
-                                              calibration=norcal(ctx))
-    return predictions.ensure_predictions(ctx, ensure_row(ctx, row, seed=seed, base=base), split="val")
+        return predictions.lazy_predictions(ctx, ensure_row(ctx, CONTROL, seed=seed, base=base), split="val",
+                                            calibration=norcal(ctx))
+    return predictions.lazy_predictions(ctx, ensure_row(ctx, row, seed=seed, base=base), split="val")
 
 
 def effects(study: dict, merged: list, *, best: str) -> list:

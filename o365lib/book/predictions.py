@@ -6,10 +6,16 @@ per-image cap) and test-time augmentation. They are made once with the larger pe
 fixed AP needs (``eval.fixed_ap_max_dets``); the standard AP keeps the top ``eval.max_dets`` per image
 of them, which is exactly what the detector with that cap returns. Category ids come from the
 *model's* label map; a split whose categories the model does not know is a clear error.
+
+Results travel as :class:`LazyResults`: a key known before they are read or computed (a predictions
+file's content hash; for merged or fused results, their inputs' keys and the settings), so that a
+cached metrics file is found without parsing or recomputing the results behind it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from o365lib.book import cache, datasets
@@ -29,9 +35,49 @@ def _check_categories(ctx, run: ModelRun, split: str) -> set[int]:
     return split_ids
 
 
+@dataclass(frozen=True)
+class LazyResults:
+    """COCO results known by ``key`` before they exist in memory; ``load()`` reads or computes them."""
+
+    key: str
+    make: Callable[[], list]
+
+    def load(self) -> list:
+        return self.make()
+
+    @classmethod
+    def of_file(cls, path: Path) -> LazyResults:
+        """A results file, keyed by its content hash (no JSON parsing)."""
+        return cls(key=f"file-{cache.content_hash(path)}", make=lambda: cache.read_json(path))
+
+    @classmethod
+    def derived(cls, make: Callable[[], list], *, inputs, settings: dict, code: tuple = ()) -> LazyResults:
+        """Results computed from others (a merge, a fusion, a calibration), keyed by the inputs' keys (a
+        nested structure of :class:`LazyResults`), the computation's ``settings`` and the source files of
+        the functions in ``code`` (editing that module is a new key)."""
+        import inspect
+
+        def keys(item):
+            if isinstance(item, LazyResults):
+                return item.key
+            if isinstance(item, (list, tuple)):
+                return [keys(i) for i in item]
+            return item
+
+        sources = [f"{fn.__module__}.{fn.__qualname__}:{cache.content_hash(inspect.getsourcefile(fn))}" for fn in code]
+        return cls(key=cache.key_of({"inputs": keys(inputs), "settings": settings, "code": sources}, length=16),
+                   make=make)
+
+
 def ensure_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None = None,
                        calibration: dict | None = None) -> list:
-    """COCO results of a model on a split, cached by key.
+    """COCO results of a model on a split, cached by key (``lazy_predictions``, read)."""
+    return lazy_predictions(ctx, run, split=split, tta=tta, calibration=calibration).load()
+
+
+def lazy_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None = None,
+                     calibration: dict | None = None) -> LazyResults:
+    """COCO results of a model on a split, predicted once and cached by key; not read until loaded.
 
     ``tta``: test-time augmentation options (``o365lib.tta.predict_tta``); ``calibration``:
     ``{"norcal_gamma", "class_counts"}`` applies NorCal to the model's class probabilities before
@@ -67,7 +113,8 @@ def ensure_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | No
             results = predict(model, dataset, **common)
         return [r for r in results if r["category_id"] in split_ids]
 
-    return cache.produce(path, build, write=lambda value, p: write_json(p, value, indent=None), read=cache.read_json)
+    return LazyResults.of_file(cache.produce(path, build, write=lambda value, p: write_json(p, value, indent=None),
+                                             read=lambda p: p))
 
 
 def cap_per_image(results: list, max_dets: int) -> list:
@@ -81,31 +128,34 @@ def cap_per_image(results: list, max_dets: int) -> list:
     return out
 
 
-def evaluate_results(ctx, results: list, *, split: str = "val", name: str, track: str = "full",
+def evaluate_results(ctx, results: list | LazyResults, *, split: str = "val", name: str, track: str = "full",
                      fixed_ap: bool = True) -> dict:
     """COCO AP overall, per class, per rank range and LVIS bucket, plus fixed AP; cached by key.
 
-    Standard AP uses the top ``eval.max_dets`` results per image; fixed AP (Dave et al. 2021) all of
-    ``results`` with the per-class top-K over the split.
+    ``results``: a list (keyed by its content) or :class:`LazyResults` (keyed by its key, loaded only
+    when the metrics are not cached yet). Standard AP uses the top ``eval.max_dets`` results per image;
+    fixed AP (Dave et al. 2021) all of ``results`` with the per-class top-K over the split.
     """
     from o365lib.evaluation import evaluate
 
     ev = ctx.cfg.eval
     ranges = tuple(ev.ranges) if track == "full" else ("all",)
     train_split = TRACK_TRAIN[track]
-    key = cache.key_of({"results": cache.key_of(results, length=16), "split": datasets.split_hash(ctx, split),
-                        "train": datasets.split_hash(ctx, train_split), "ranges": ranges, "max_dets": ev.max_dets,
+    lazy = isinstance(results, LazyResults)
+    key = cache.key_of({"results": results.key if lazy else cache.key_of(results, length=16),
+                        "split": datasets.split_hash(ctx, split), "train": datasets.split_hash(ctx, train_split), "ranges": ranges, "max_dets": ev.max_dets,
                         "fixed_ap": fixed_ap})
     path = Path(ctx.profile_dir) / "metrics" / f"{name}-{split}-{key}.json"
 
     def build():
+        detections = results.load() if lazy else results
         gt = datasets.load_split(ctx, split).dataset
         train = datasets.load_split(ctx, train_split).dataset
         rank_of = datasets.ranking(ctx, track)
-        metrics = evaluate(gt, cap_per_image(results, ev.max_dets), ranking=rank_of, train_gt=train,
+        metrics = evaluate(gt, cap_per_image(detections, ev.max_dets), ranking=rank_of, train_gt=train,
                            ranges=ranges, max_dets=ev.max_dets)
         if fixed_ap:
-            metrics["fixed_ap"] = _fixed_ap(gt, results, ranking=rank_of, ranges=ranges)
+            metrics["fixed_ap"] = _fixed_ap(gt, detections, ranking=rank_of, ranges=ranges)
         return metrics
 
     return cache.produce(path, build, write=lambda value, p: write_json(p, value), read=cache.read_json)
@@ -122,5 +172,5 @@ def _fixed_ap(gt: dict, results: list, *, ranking: dict, ranges: tuple) -> dict:
 
 def model_metrics(ctx, run: ModelRun, *, split: str = "val", tta: dict | None = None, track: str = "full") -> dict:
     """Predictions and metrics of one model on a split (the common case of a chapter)."""
-    results = ensure_predictions(ctx, run, split=split, tta=tta)
+    results = lazy_predictions(ctx, run, split=split, tta=tta)
     return evaluate_results(ctx, results, split=split, name=run.key + ("-tta" if tta else ""), track=track)

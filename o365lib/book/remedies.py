@@ -74,13 +74,19 @@ def ensure_expert(ctx, spec, *, seed: int, base: models.ModelRun) -> models.Mode
                                budget=expert_budget(ctx))
 
 
-def merge_and_evaluate(ctx, general: list, experts: list, *, strategy: str, name: str) -> dict:
-    """Merge experts' results (``[(spec, results), ...]``) into the general results and evaluate."""
+def merge_and_evaluate(ctx, general: predictions.LazyResults, experts: list, *, strategy: str, name: str) -> dict:
+    """Merge experts' results (``[(spec, LazyResults), ...]``) into the general results and evaluate
+    (the merge runs only when its metrics are not cached)."""
     from o365lib.experts import merge_experts
 
-    owned = [(datasets.range_category_ids(ctx, spec), results) for spec, results in experts]
     ev = ctx.cfg.eval
-    merged = merge_experts(general, owned, strategy=strategy, max_dets=max(ev.max_dets, ev.fixed_ap_max_dets))
+    cap = max(ev.max_dets, ev.fixed_ap_max_dets)
+    owned = [(datasets.range_category_ids(ctx, spec), results) for spec, results in experts]
+    merged = predictions.LazyResults.derived(
+        lambda: merge_experts(general.load(), [(ids, r.load()) for ids, r in owned], strategy=strategy, max_dets=cap),
+        inputs=[general, [r for _, r in owned]],
+        settings={"merge": strategy, "max_dets": cap, "ranges": [sorted(ids) for ids, _ in owned]},
+        code=(merge_experts,))
     return predictions.evaluate_results(ctx, merged, split="val", name=f"{name}-{strategy}")
 
 
@@ -96,9 +102,9 @@ def expert_study(ctx, first: str, second: str, *, strategy: str) -> dict:
     out["strategies"] = {s: [] for s in STRATEGIES}
     for seed in ctx.seeds:
         base = models.ensure_baseline(ctx, seed)
-        general = predictions.ensure_predictions(ctx, base, split="val")
+        general = predictions.lazy_predictions(ctx, base, split="val")
         e1, e2 = ensure_expert(ctx, first, seed=seed, base=base), ensure_expert(ctx, second, seed=seed, base=base)
-        r1, r2 = (predictions.ensure_predictions(ctx, e, split="val") for e in (e1, e2))
+        r1, r2 = (predictions.lazy_predictions(ctx, e, split="val") for e in (e1, e2))
         out["general"].append(predictions.evaluate_results(ctx, general, name=base.key))
         out["expert"].append(predictions.evaluate_results(ctx, r1, name=e1.key))
         out["merged_one"].append(merge_and_evaluate(ctx, general, [(first, r1)], strategy=strategy,

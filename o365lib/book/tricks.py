@@ -73,10 +73,12 @@ def ensemble(ctx, runs, *, split: str, tta: dict | None, track: str = "full") ->
     """Fuse several models' (TTA) results with weighted boxes fusion; returns the metrics."""
     from o365lib.tta import ensemble_results
 
-    lists = [predictions.ensure_predictions(ctx, run, split=split, tta=tta) for run in runs]
-    ev = ctx.cfg.eval
-    fused = ensemble_results(lists, method="wbf", image_sizes=image_sizes(ctx, split),
-                             max_dets=max(ev.max_dets, ev.fixed_ap_max_dets))
+    inputs = [predictions.lazy_predictions(ctx, run, split=split, tta=tta) for run in runs]
+    cap = max(ctx.cfg.eval.max_dets, ctx.cfg.eval.fixed_ap_max_dets)
+    fused = predictions.LazyResults.derived(
+        lambda: ensemble_results([r.load() for r in inputs], method="wbf", image_sizes=image_sizes(ctx, split),
+                                 max_dets=cap),
+        inputs=inputs, settings={"fusion": "wbf", "max_dets": cap}, code=(ensemble_results,))
     name = "ensemble-" + "-".join(run.key for run in runs) + ("-tta" if tta else "")
     return predictions.evaluate_results(ctx, fused, split=split, name=name, track=track)
 

@@ -121,3 +121,40 @@ def test_derived_sets_are_keyed_by_their_source_content(coco_project):
     a = datasets.derived_set(ctx, "subset", lambda: {"x": 1}, depends={"ranks": [1]})
     b = datasets.derived_set(ctx, "subset", lambda: {"x": 2}, depends={"ranks": [2]})
     assert a != b and json.loads(a.read_text()) == {"x": 1}
+
+
+def test_lazy_results_keys_follow_content_settings_and_code(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps([{"image_id": 1, "category_id": 2, "bbox": [0, 0, 1, 1], "score": 0.5}]))
+    first = predictions.LazyResults.of_file(path)
+    assert first.load()[0]["score"] == 0.5
+    path.write_text(json.dumps([{"image_id": 1, "category_id": 2, "bbox": [0, 0, 1, 1], "score": 0.6}]))
+    second = predictions.LazyResults.of_file(path)
+    assert second.key != first.key
+
+    def derived(inputs, settings, code=(predictions.cap_per_image,)):
+        return predictions.LazyResults.derived(lambda: [], inputs=inputs, settings=settings, code=code).key
+
+    base = derived([first, [second]], {"merge": "replace"})
+    assert base == derived([first, [second]], {"merge": "replace"})
+    assert base != derived([second, [first]], {"merge": "replace"})
+    assert base != derived([first, [second]], {"merge": "fuse"})
+    assert base != derived([first, [second]], {"merge": "replace"}, code=(json.dumps,))
+
+
+def test_cached_metrics_of_lazy_results_are_found_without_loading_them(coco_project):
+    ctx = _ctx()
+    run = _fake_trained(ctx)
+    lazy = predictions.lazy_predictions(ctx, run, split="val")
+    loads = []
+
+    def counted():
+        loads.append(1)
+        return lazy.load()
+
+    tracked = predictions.LazyResults(key=lazy.key, make=counted)
+    metrics = predictions.evaluate_results(ctx, tracked, name="lazy")
+    assert loads == [1]
+    assert predictions.evaluate_results(ctx, tracked, name="lazy") == metrics and loads == [1]
+    # the same detections given as a list are evaluated alike
+    assert predictions.evaluate_results(ctx, lazy.load(), name="list")["mAP"] == metrics["mAP"]
