@@ -1,6 +1,6 @@
 """Chapter 7: long-tail remedies adopted since 2019, side by side with the ByteDance talk's, same budget.
 
-Every row is a fine-tune of the same seed's chapter 2 baseline with chapter 4's budget (the same
+Every row is a fine-tune of the chapter 2 baseline of the same random seed with chapter 4's budget (the same
 iterations and learning rate), so rows differ only in what they change:
 
 - ``softmax CE``: uniform sampling, softmax cross-entropy (chapter 4's control);

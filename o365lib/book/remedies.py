@@ -170,7 +170,7 @@ def ensure_resampled(ctx, name: str, *, seed: int, base: models.ModelRun, loss: 
 
 
 def resampling_study(ctx, names) -> dict:
-    """``{sampler: [val metrics per seed]}``, every sampler fine-tuned from the same seed's baseline."""
+    """``{sampler: [val metrics per seed]}``, every sampler fine-tuned from the baseline of the same random seed."""
     out = {name: [] for name in names}
     for seed in ctx.seeds:
         base = models.ensure_baseline(ctx, seed)

@@ -15,7 +15,7 @@ value}}``; a value is one of
 - a list of numbers: one value per random seed, shown as mean ± std (``ddof=1``);
 - a mapping with ``"values"`` (the per-seed list), or with ``"mean"``, ``"std"`` and ``"n"`` when the
   values are not kept; optional ``"verdict"`` (the verdict of the comparison the row reports,
-  ``o365lib.book.compare``), ``"ci"`` (``[low, high]``) and ``"seeds"`` (the seed ids).
+  ``o365lib.book.compare``), ``"ci"`` (``[low, high]``) and ``"seeds"`` (the random seed ids).
   ``o365lib.book.compare.Effect.summary()`` writes one; so does a ``{"mean", "std", "n", "values"}``
   statistic with a ``"verdict"`` added;
 - any other JSON value: shown as text.

@@ -26,7 +26,7 @@ def metric(metrics: dict, key: str, spec: str | None = None, *, fixed: bool = Fa
 
 
 def values(per_seed: Sequence[dict], key: str = "mAP", spec: str | None = None, *, fixed: bool = False) -> list:
-    """The same number from each seed's metrics, in seed order."""
+    """The same number from the metrics of each random seed, in seed order."""
     return [metric(m, key, spec, fixed=fixed) for m in per_seed]
 
 

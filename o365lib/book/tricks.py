@@ -108,8 +108,8 @@ def ensure_tiny(ctx, *, seed: int, init: str, multiscale: bool = False) -> model
     """A 65-class tiny-track model from the profile's backbone initialisation or from the full track.
 
     ``init="backbone"``: the profile's pretrained backbone with fresh heads (the talk's tiny-track
-    baseline started from COCO weights). ``init="full"``: every tensor of the same seed's full-track
-    baseline is copied and the 65 classes' classifier rows are taken from it by category id.
+    baseline started from COCO weights). ``init="full"``: every tensor of the full-track
+    baseline of the same random seed is copied and the 65 classes' classifier rows are taken from it by category id.
     """
     if init not in ("backbone", "full"):
         raise ValueError(f"init must be 'backbone' or 'full', got {init!r}")

@@ -1,7 +1,7 @@
 """Plotly figures that show the spread over random seeds: effects with intervals, and ranked remedies.
 
 - :func:`plot_effects`: a forest plot of paired effects (the mean per-seed difference with its
-  confidence interval, each seed's difference as a point, and the ByteDance talk's effect as a
+  confidence interval, the difference of each random seed as a point, and the ByteDance talk's effect as a
   diamond), coloured by verdict.
 - :func:`plot_ranked_remedies`: remedies ranked by their mean over seeds as horizontal bars, with
   error bars (std over seeds, or the interval of an effect) and the seeds as points.
@@ -70,7 +70,7 @@ def plot_effects(effects, *, title: str = "Paired effects over random seeds",
 
     ``effects``: ``(label, Effect)`` pairs, a mapping label -> Effect, or ``effects_records``
     output. Per row: the mean difference as a marker with the interval as an error bar (one trace
-    per verdict, coloured by it, named by it in the legend), each seed's difference as a hollow
+    per verdict, coloured by it, named by it in the legend), the difference of each random seed as a hollow
     point ("per seed"), and the talk's effect as a black diamond ("the talk", left out when no row
     has one). A dashed line marks no effect. The first effect is drawn at the top.
     """
