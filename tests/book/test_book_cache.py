@@ -133,7 +133,7 @@ def test_lazy_results_keys_follow_content_settings_and_code(tmp_path):
     assert second.key != first.key
 
     def derived(inputs, settings, code=(predictions.cap_per_image,)):
-        return predictions.LazyResults.derived(lambda: [], inputs=inputs, settings=settings, code=code).key
+        return predictions.LazyResults.derived(list, inputs=inputs, settings=settings, code=code).key
 
     base = derived([first, [second]], {"merge": "replace"})
     assert base == derived([first, [second]], {"merge": "replace"})
