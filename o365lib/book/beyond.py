@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 from o365lib import data as odata
-from o365lib.book import cache, datasets, models, predictions, remedies
+from o365lib.book import datasets, models, predictions, remedies
 
 CONTROL = "softmax CE"
 #: row -> (sampler, classification loss or None)
@@ -119,31 +119,17 @@ def best_row(study: dict) -> str:
 def with_experts(ctx, study: dict, row: str) -> list:
     """Per seed: the best row's results with the talk's experts merged in (NorCal calibration before the cap);
     the merge runs only when its metrics are not cached."""
-    from o365lib.calibration import calibrate_results
-    from o365lib.experts import merge_experts
-
-    counts = dict(zip(datasets.load_split(ctx, "train").label_map.category_ids, class_counts(ctx)["instances"]))
-    gamma, strategy = ctx.cfg.remedies.norcal_gamma, ctx.cfg.experts.strategy
-    cap = max(ctx.cfg.eval.max_dets, ctx.cfg.eval.fixed_ap_max_dets)
-
-    def merge(general, experts):
-        return merge_experts(calibrate_results(general.load(), class_counts=counts, gamma=gamma),
-                             [(ids, calibrate_results(r.load(), class_counts=counts, gamma=gamma)) for ids, r in experts],
-                             strategy=strategy, max_dets=cap)
-
+    ids = datasets.load_split(ctx, "train").label_map.category_ids
+    calibration = {"norcal_gamma": ctx.cfg.remedies.norcal_gamma,
+                   "class_counts": dict(zip(ids, class_counts(ctx)["instances"]))}
     out = []
     for seed in ctx.seeds:
         base = models.ensure_baseline(ctx, seed)
-        general = _row_results(ctx, row, seed=seed, base=base)
         experts = [(datasets.range_category_ids(ctx, spec),
                     predictions.lazy_predictions(ctx, remedies.ensure_expert(ctx, spec, seed=seed, base=base)))
                    for spec in remedies.TALK_RANGES]
-        merged = predictions.LazyResults.derived(
-            lambda general=general, experts=experts: merge(general, experts),
-            inputs=[general, [r for _, r in experts]],
-            settings={"norcal_gamma": gamma, "class_counts": cache.key_of(sorted(counts.items())), "merge": strategy,
-                      "max_dets": cap, "ranges": [sorted(ids) for ids, _ in experts]},
-            code=(calibrate_results, merge_experts))
+        merged = remedies.merged_results(ctx, _row_results(ctx, row, seed=seed, base=base), experts,
+                                         strategy=ctx.cfg.experts.strategy, calibration=calibration)
         out.append(predictions.evaluate_results(ctx, merged, name=f"beyond-{row}-experts-s{seed}"))
     return out
 
@@ -155,35 +141,33 @@ def _row_results(ctx, row: str, *, seed: int, base: models.ModelRun) -> predicti
     return predictions.lazy_predictions(ctx, ensure_row(ctx, row, seed=seed, base=base), split="val")
 
 
-def effects(study: dict, merged: list, *, best: str) -> list:
-    """Each row against softmax CE (paired by seed): overall mAP and the tail's AP."""
+def _overall_and_tail(label: str, control: list, treated: list) -> list:
+    """``(label, Effect)`` pairs of ``treated`` against ``control`` (paired by seed): mAP and the tail's AP."""
     from o365lib.book.compare import paired_effect
     from o365lib.book.summaries import TAIL, values
 
+    return [(f"{label}: mAP", paired_effect(values(control), values(treated), talk_effect=None)),
+            (f"{label}: AP ranks {TAIL}", paired_effect(values(control, "mAP", TAIL), values(treated, "mAP", TAIL),
+                                                        talk_effect=None))]
+
+
+def effects(study: dict, merged: list, *, best: str) -> list:
+    """Each row against softmax CE (paired by seed): overall mAP and the tail's AP."""
     control = study["metrics"][CONTROL]
     out = []
     for row, per_seed in [*study["metrics"].items(), (f"{best} + experts", merged)]:
-        if row == CONTROL:
-            continue
-        out.append((f"{row}: mAP", paired_effect(values(control), values(per_seed), talk_effect=None)))
-        out.append((f"{row}: AP ranks {TAIL}", paired_effect(values(control, "mAP", TAIL),
-                                                            values(per_seed, "mAP", TAIL), talk_effect=None)))
+        if row != CONTROL:
+            out.extend(_overall_and_tail(row, control, per_seed))
     return out
 
 
 def start_effects(study: dict) -> list:
     """Converted against fresh classifier start, per loss that has both rows (paired by seed): mAP and tail AP."""
-    from o365lib.book.compare import paired_effect
-    from o365lib.book.summaries import TAIL, values
-
     out = []
     for row, per_seed in study["metrics"].items():
         fresh = study["metrics"].get(row.removesuffix(CONVERTED))
-        if not row.endswith(CONVERTED) or fresh is None:
-            continue
-        out.append((f"{row}: mAP", paired_effect(values(fresh), values(per_seed), talk_effect=None)))
-        out.append((f"{row}: AP ranks {TAIL}", paired_effect(values(fresh, "mAP", TAIL),
-                                                            values(per_seed, "mAP", TAIL), talk_effect=None)))
+        if row.endswith(CONVERTED) and fresh is not None:
+            out.extend(_overall_and_tail(row, fresh, per_seed))
     return out
 
 

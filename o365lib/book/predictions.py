@@ -69,6 +69,11 @@ class LazyResults:
                    make=make)
 
 
+def results_cap(ctx) -> int:
+    """Detections kept per image in stored, merged or fused results: enough for fixed AP as well."""
+    return max(ctx.cfg.eval.max_dets, ctx.cfg.eval.fixed_ap_max_dets)
+
+
 def ensure_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None = None,
                        calibration: dict | None = None) -> list:
     """COCO results of a model on a split, cached by key (``lazy_predictions``, read)."""
@@ -87,7 +92,7 @@ def lazy_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None
     from o365lib.engine import predict
 
     ev = ctx.cfg.eval
-    cap = max(ev.max_dets, ev.fixed_ap_max_dets)
+    cap = results_cap(ctx)
     key = cache.key_of({"split": datasets.split_hash(ctx, split), "score_threshold": ev.score_threshold,
                         "max_dets": cap, "tta": tta, "calibration": calibration})
     path = Path(ctx.profile_dir) / "predictions" / run.key / f"{split}-{key}.json"
@@ -143,8 +148,8 @@ def evaluate_results(ctx, results: list | LazyResults, *, split: str = "val", na
     train_split = TRACK_TRAIN[track]
     lazy = isinstance(results, LazyResults)
     key = cache.key_of({"results": results.key if lazy else cache.key_of(results, length=16),
-                        "split": datasets.split_hash(ctx, split), "train": datasets.split_hash(ctx, train_split), "ranges": ranges, "max_dets": ev.max_dets,
-                        "fixed_ap": fixed_ap})
+                        "split": datasets.split_hash(ctx, split), "train": datasets.split_hash(ctx, train_split),
+                        "ranges": ranges, "max_dets": ev.max_dets, "fixed_ap": fixed_ap})
     path = Path(ctx.profile_dir) / "metrics" / f"{name}-{split}-{key}.json"
 
     def build():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from o365lib import data as odata
-from o365lib.book import datasets, models, predictions
+from o365lib.book import cache, datasets, models, predictions
 from o365lib.evaluation import ap_by_rank_range
 
 #: The talk's two expert ranges, in the order it merged them.
@@ -74,20 +74,39 @@ def ensure_expert(ctx, spec, *, seed: int, base: models.ModelRun) -> models.Mode
                                budget=expert_budget(ctx))
 
 
+def merged_results(ctx, general: predictions.LazyResults, experts: list, *, strategy: str,
+                   calibration: dict | None = None) -> predictions.LazyResults:
+    """Experts' results (``[(category ids, LazyResults), ...]``) merged into the general results, computed
+    only when loaded. ``calibration`` (``{"norcal_gamma", "class_counts": {category id: count}}``) NorCal-
+    calibrates every input's scores before the merge and its per-image cap."""
+    from o365lib.calibration import calibrate_results
+    from o365lib.experts import merge_experts
+
+    cap = predictions.results_cap(ctx)
+
+    def scored(results):
+        loaded = results.load()
+        if calibration is None:
+            return loaded
+        return calibrate_results(loaded, class_counts=calibration["class_counts"], gamma=calibration["norcal_gamma"])
+
+    settings = {"merge": strategy, "max_dets": cap, "ranges": [sorted(ids) for ids, _ in experts]}
+    if calibration is not None:
+        settings["calibration"] = {"norcal_gamma": calibration["norcal_gamma"],
+                                   "class_counts": cache.key_of(sorted(calibration["class_counts"].items()))}
+    return predictions.LazyResults.derived(
+        lambda: merge_experts(scored(general), [(ids, scored(r)) for ids, r in experts], strategy=strategy,
+                              max_dets=cap),
+        inputs=[general, [r for _, r in experts]], settings=settings,
+        code=(merge_experts, calibrate_results) if calibration is not None else (merge_experts,))
+
+
 def merge_and_evaluate(ctx, general: predictions.LazyResults, experts: list, *, strategy: str, name: str) -> dict:
     """Merge experts' results (``[(spec, LazyResults), ...]``) into the general results and evaluate
     (the merge runs only when its metrics are not cached)."""
-    from o365lib.experts import merge_experts
-
-    ev = ctx.cfg.eval
-    cap = max(ev.max_dets, ev.fixed_ap_max_dets)
     owned = [(datasets.range_category_ids(ctx, spec), results) for spec, results in experts]
-    merged = predictions.LazyResults.derived(
-        lambda: merge_experts(general.load(), [(ids, r.load()) for ids, r in owned], strategy=strategy, max_dets=cap),
-        inputs=[general, [r for _, r in owned]],
-        settings={"merge": strategy, "max_dets": cap, "ranges": [sorted(ids) for ids, _ in owned]},
-        code=(merge_experts,))
-    return predictions.evaluate_results(ctx, merged, split="val", name=f"{name}-{strategy}")
+    return predictions.evaluate_results(ctx, merged_results(ctx, general, owned, strategy=strategy), split="val",
+                                        name=f"{name}-{strategy}")
 
 
 def expert_study(ctx, first: str, second: str, *, strategy: str) -> dict:

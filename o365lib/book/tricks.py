@@ -74,7 +74,7 @@ def ensemble(ctx, runs, *, split: str, tta: dict | None, track: str = "full") ->
     from o365lib.tta import ensemble_results
 
     inputs = [predictions.lazy_predictions(ctx, run, split=split, tta=tta) for run in runs]
-    cap = max(ctx.cfg.eval.max_dets, ctx.cfg.eval.fixed_ap_max_dets)
+    cap = predictions.results_cap(ctx)
     fused = predictions.LazyResults.derived(
         lambda: ensemble_results([r.load() for r in inputs], method="wbf", image_sizes=image_sizes(ctx, split),
                                  max_dets=cap),
