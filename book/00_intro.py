@@ -50,6 +50,8 @@ profile = "default"
 
 # %% tags=["hide-input"]
 import o365lib.book
+from o365lib.book.present import report
+from o365lib.book.run import records
 
 ctx = o365lib.book.setup_chapter("00_intro", profile=profile, namespace=globals())
 
@@ -62,15 +64,15 @@ ctx = o365lib.book.setup_chapter("00_intro", profile=profile, namespace=globals(
 # compare directions and gaps, not absolute values.
 
 # %% tags=["remove-input"]
-o365lib.book.report.markdown("Profile **{profile}**, results read from `{folder}`.",
+report.markdown("Profile **{profile}**, results read from `{folder}`.",
                              profile=ctx.profile, folder=ctx.shown(ctx.profile_dir))
 
 # %% tags=["remove-input"]
-failed = o365lib.book.report.failed_runs(ctx.profile_dir)
-failed if len(failed) else o365lib.book.report.markdown("Every chapter's latest run succeeded.")
+failed = report.failed_runs(ctx.profile_dir)
+failed if len(failed) else report.markdown("Every chapter's latest run succeeded.")
 
 # %% tags=["remove-input"]
-o365lib.book.report.results_summary(ctx.profile_dir)
+report.results_summary(ctx.profile_dir)
 
 # %% tags=["remove-cell"]
-metrics_file = o365lib.book.records.write_chapter_record(ctx, summary={})
+metrics_file = records.write_chapter_record(ctx, summary={})

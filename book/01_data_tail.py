@@ -34,6 +34,10 @@ image_columns = 4
 # %% tags=["hide-input"]
 import o365lib.book
 from o365lib import data, viz
+from o365lib.book.artefacts import datasets
+from o365lib.book.present import report
+from o365lib.book.run import records
+from o365lib.book.studies import tail_tour
 
 ctx = o365lib.book.setup_chapter("01_data_tail", profile=profile, namespace=globals(),
                                  examples_per_class=examples_per_class, image_columns=image_columns)
@@ -45,7 +49,7 @@ ctx = o365lib.book.setup_chapter("01_data_tail", profile=profile, namespace=glob
 # frequent), on a log scale; the shaded bands are the talk's three rank ranges.
 
 # %%
-train = o365lib.book.datasets.load_split(ctx, "train")
+train = datasets.load_split(ctx, "train")
 stats = data.tail_stats(train)
 viz.plot_instance_distribution(stats, ranges=list(ctx.cfg.eval.ranges), log_y=True,
                                title="Training instances per class, sorted by rank")
@@ -60,7 +64,7 @@ imbalance = data.imbalance_table(train, name="this data")
 imbalance
 
 # %%
-o365lib.book.report.markdown(
+report.markdown(
     "The most frequent class here has **{top}** training instances and the rarest **{bottom}**, "
     "a ratio of **{ratio}** (COCO: {coco}, Objects365: {o365}). The {classes} classes hold "
     "{instances} instances in {images} training images.",
@@ -76,11 +80,11 @@ o365lib.book.report.markdown(
 # collapses.
 
 # %%
-ranges = o365lib.book.tail_tour.range_summary(stats, ranges=list(ctx.cfg.eval.ranges))
+ranges = tail_tour.range_summary(stats, ranges=list(ctx.cfg.eval.ranges))
 ranges
 
 # %%
-o365lib.book.report.markdown(
+report.markdown(
     "The head range {head} holds **{head_share:.1f}%** of all training instances; the tail range "
     "{tail} holds **{tail_share:.2f}%**, {tail_min} to {tail_max} instances per class.",
     head=ranges.index[0], head_share=ranges["share %"].iloc[0], tail=ranges.index[-1],
@@ -95,7 +99,7 @@ o365lib.book.report.markdown(
 # picked from the measured box sizes and objects per image, not by hand.
 
 # %%
-examples = o365lib.book.tail_tour.pick_example_classes(train, stats, per_group=2)
+examples = tail_tour.pick_example_classes(train, stats, per_group=2)
 examples
 
 # %%
@@ -112,15 +116,15 @@ viz.plot_image_examples(train, example_ids, highlight_category_ids=examples["cat
 # the full track before fine-tuning on it (chapter 6).
 
 # %%
-tiny = o365lib.book.datasets.load_split(ctx, "tiny_train")
+tiny = datasets.load_split(ctx, "tiny_train")
 tiny_stats = data.tail_stats(tiny)
 viz.plot_tiny_distribution(tiny_stats, title="Tiny track: training instances per class")
 
 # %%
-o365lib.book.report.markdown_table(data.imbalance_table(tiny, name="tiny track")[["tiny track"]],
+report.markdown_table(data.imbalance_table(tiny, name="tiny track")[["tiny track"]],
                                    caption="Tiny-track imbalance (training split):")
 
 # %% tags=["remove-cell"]
-metrics_file = o365lib.book.records.write_chapter_record(
+metrics_file = records.write_chapter_record(
     ctx, summary={"max / min training instances per class": int(imbalance.loc["Max / Min", "this data"])},
     details={"classes": len(stats), "instances": int(stats.instances.sum()), "images": len(train.images)})

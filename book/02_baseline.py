@@ -37,7 +37,10 @@ examples_per_group = 2
 # %% tags=["hide-input"]
 import o365lib.book
 from o365lib import data, evaluation, viz
-from o365lib.book import compare, datasets, models, predictions, records, report, summaries, tail_tour
+from o365lib.book.artefacts import datasets, models, predictions
+from o365lib.book.present import comparisons, report, seed_stats
+from o365lib.book.run import records
+from o365lib.book.studies import tail_tour
 
 ctx = o365lib.book.setup_chapter("02_baseline", profile=profile, namespace=globals(),
                                  examples_per_group=examples_per_group)
@@ -63,11 +66,11 @@ viz.plot_loss_curve(baselines[0].losses, title=f"Baseline training loss (seed {b
 
 # %% tags=["hide-input"]
 per_seed = [predictions.model_metrics(ctx, run) for run in baselines]
-regime = summaries.regime_rows(ctx, per_seed)
-compare.comparison_table(regime)
+regime = seed_stats.regime_rows(ctx, per_seed)
+comparisons.comparison_table(regime)
 
 # %% tags=["hide-input"]
-report.markdown(summaries.regime_sentence(ctx, per_seed))
+report.markdown(seed_stats.regime_sentence(ctx, per_seed))
 
 # %% [markdown]
 # ## AP along the class ranking
@@ -89,7 +92,7 @@ viz.plot_per_class_ap(per_class, counts=data.tail_stats(train), ranges=list(ctx.
 
 # %% tags=["hide-input"]
 tail_table = tail_tour.tail_class_table(per_class, train, spec="301-365")
-compare.shown(tail_table[tail_table["ap"] == 0])
+comparisons.shown(tail_table[tail_table["ap"] == 0])
 
 # %% [markdown]
 # ## Easiest and hardest tail classes
@@ -101,7 +104,7 @@ compare.shown(tail_table[tail_table["ap"] == 0])
 
 # %% tags=["hide-input"]
 extremes = tail_tour.extreme_classes(tail_table, per_group=ctx.params["examples_per_group"])
-compare.shown(extremes)
+comparisons.shown(extremes)
 
 # %% tags=["hide-input"]
 val = datasets.load_split(ctx, "val")
@@ -123,5 +126,5 @@ report.markdown(
 
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(
-    ctx, summary=summaries.regime_summary(ctx, per_seed),
+    ctx, summary=seed_stats.regime_summary(ctx, per_seed),
     details={"models": [run.key for run in baselines], "regime": regime})

@@ -39,7 +39,10 @@ strategy = "replace"
 # %% tags=["hide-input"]
 import o365lib.book
 from o365lib import evaluation, experts, viz
-from o365lib.book import compare, datasets, records, remedies, report, summaries
+from o365lib.book.artefacts import datasets
+from o365lib.book.present import comparisons, report, seed_stats
+from o365lib.book.run import records
+from o365lib.book.studies import remedies
 
 ctx = o365lib.book.setup_chapter("03_experts", profile=profile, namespace=globals(), classes=classes,
                                  other_classes=other_classes, strategy=strategy)
@@ -54,7 +57,7 @@ first, second = remedies.expert_pair(ctx, ctx.params["classes"], ctx.params["oth
 # %% tags=["hide-input"]
 study = remedies.expert_study(ctx, first, second, strategy=ctx.params["strategy"])
 effects = remedies.expert_effects(ctx, study, first=first, second=second)
-compare.effects_table(effects)
+comparisons.effects_table(effects)
 
 # %% tags=["hide-input"]
 viz.plot_effects(effects, title=f"Paired effects of the experts (mean over seeds, 95% interval), ranks {first}")
@@ -86,13 +89,13 @@ viz.plot_range_bars({"general": study["general"], f"+ expert {first}": study["me
                     title="Overall and per-range AP after merging experts (mean ± std over seeds)")
 
 # %% tags=["hide-input"]
-compare.comparison_table(remedies.cap_rows(study, first=first))
+comparisons.comparison_table(remedies.cap_rows(study, first=first))
 
 # %% [markdown]
 # ## Replace or fuse?
 
 # %% tags=["hide-input"]
-compare.comparison_table([(f"{s}: mAP", summaries.values(m), None) for s, m in study["strategies"].items()])
+comparisons.comparison_table([(f"{s}: mAP", seed_stats.values(m), None) for s, m in study["strategies"].items()])
 
 # %% [markdown]
 # ## Beyond the talk: choosing the expert ranges from the data
@@ -109,5 +112,5 @@ report.markdown("Ranges suggested from the baseline's per-class AP: **{ranges}**
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(
     ctx, subdir=remedies.range_key(first), summary=remedies.expert_summary(ctx, study, effects, first=first),
-    details={"range": first, "second": second, "runs": study["runs"], "effects": compare.effects_records(effects),
+    details={"range": first, "second": second, "runs": study["runs"], "effects": comparisons.effects_records(effects),
              "suggested_ranges": suggested})

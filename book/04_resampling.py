@@ -34,7 +34,10 @@ profile = "default"
 # %% tags=["hide-input"]
 import o365lib.book
 from o365lib import viz
-from o365lib.book import compare, datasets, records, remedies, summaries
+from o365lib.book.artefacts import datasets
+from o365lib.book.present import comparisons
+from o365lib.book.run import records
+from o365lib.book.studies import remedies
 
 ctx = o365lib.book.setup_chapter("04_resampling", profile=profile, namespace=globals())
 samplers = list(ctx.cfg.resampling.samplers)
@@ -51,7 +54,7 @@ viz.plot_class_distribution_compare(distributions, datasets.ranking(ctx),
                                     title="Images per class and epoch, by sampler")
 
 # %% tags=["hide-input"]
-compare.shown(remedies.sampler_summary_table(ctx, distributions))
+comparisons.shown(remedies.sampler_summary_table(ctx, distributions))
 
 # %% [markdown]
 # ## Same start, same budget, paired seeds
@@ -59,7 +62,7 @@ compare.shown(remedies.sampler_summary_table(ctx, distributions))
 # %% tags=["hide-input"]
 study = remedies.resampling_study(ctx, samplers)
 effects = remedies.resampling_effects(ctx, study, control="uniform")
-compare.effects_table(effects)
+comparisons.effects_table(effects)
 
 # %% tags=["hide-input"]
 viz.plot_effects(effects, title="Each sampler against uniform sampling (mean over seeds, 95% interval)")
@@ -68,9 +71,9 @@ viz.plot_effects(effects, title="Each sampler against uniform sampling (mean ove
 viz.plot_range_bars(study, title="Overall and per-range AP by sampler (mean ± std over seeds)")
 
 # %% tags=["hide-input"]
-compare.comparison_table(remedies.resampling_rows(ctx, study))
+comparisons.comparison_table(remedies.resampling_rows(ctx, study))
 
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(
     ctx, summary=remedies.resampling_summary(study, effects),
-    details={"effects": compare.effects_records(effects)})
+    details={"effects": comparisons.effects_records(effects)})

@@ -23,8 +23,8 @@
 # No weights can be downloaded here. On the generated data the baseline's backbone is pretrained as
 # a classifier of generated shapes that are *disjoint* from the 365 detection classes (the role
 # ImageNet plays for Objects365: a recognition task without Objects365's label set); "better
-# pretrained" means a larger and longer pretraining of the same kind (`tricks.pretrain` in the
-# profile; the table below compares the two). With real data, `tricks.backbone_weights` names a
+# pretrained" means a larger and longer pretraining of the same kind (`accuracy_tricks.pretrain` in the
+# profile; the table below compares the two). With real data, `accuracy_tricks.backbone_weights` names a
 # local weights file instead. Each row is trained with every seed of the profile and compared with
 # the row before it, paired by seed.
 
@@ -34,7 +34,9 @@ profile = "default"
 # %% tags=["hide-input"]
 import o365lib.book
 from o365lib import viz
-from o365lib.book import compare, records, tricks
+from o365lib.book.present import comparisons
+from o365lib.book.run import records
+from o365lib.book.studies import accuracy_tricks
 
 ctx = o365lib.book.setup_chapter("05_tricks", profile=profile, namespace=globals())
 
@@ -44,7 +46,7 @@ ctx = o365lib.book.setup_chapter("05_tricks", profile=profile, namespace=globals
 # The crop classifier's accuracy on held-out crops after the last epoch.
 
 # %% tags=["hide-input"]
-compare.shown(tricks.pretraining_table(ctx), integer_columns=["crops per class", "epochs"])
+comparisons.shown(accuracy_tricks.pretraining_table(ctx), integer_columns=["crops per class", "epochs"])
 
 # %% [markdown]
 # ## The ablation
@@ -53,9 +55,9 @@ compare.shown(tricks.pretraining_table(ctx), integer_columns=["crops per class",
 # 95% interval); the verdict follows from the interval.
 
 # %% tags=["hide-input"]
-rows = tricks.ablation_study(ctx)
-effects = tricks.ablation_effects(rows)
-compare.effects_table(effects)
+rows = accuracy_tricks.ablation_study(ctx)
+effects = accuracy_tricks.ablation_effects(rows)
+comparisons.effects_table(effects)
 
 # %% tags=["hide-input"]
 viz.plot_effects(effects, title="Each trick against the row before it (mean over seeds, 95% interval)")
@@ -65,5 +67,5 @@ viz.plot_range_bars(rows, title="Overall and per-range AP along the ablation (me
 
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(
-    ctx, summary=tricks.ablation_summary(rows, effects),
-    details={"effects": compare.effects_records(effects), "tta": tricks.tta_options(ctx)})
+    ctx, summary=accuracy_tricks.ablation_summary(rows, effects),
+    details={"effects": comparisons.effects_records(effects), "tta": accuracy_tricks.tta_options(ctx)})

@@ -33,7 +33,9 @@ profile = "default"
 # %% tags=["hide-input"]
 import o365lib.book
 from o365lib import viz
-from o365lib.book import compare, records, summaries, tricks
+from o365lib.book.present import comparisons, seed_stats
+from o365lib.book.run import records
+from o365lib.book.studies import accuracy_tricks
 
 ctx = o365lib.book.setup_chapter("06_tiny_track", profile=profile, namespace=globals())
 
@@ -41,9 +43,9 @@ ctx = o365lib.book.setup_chapter("06_tiny_track", profile=profile, namespace=glo
 # ## Backbone only, or the full-track model
 
 # %% tags=["hide-input"]
-rows = tricks.tiny_study(ctx)
-effects = tricks.tiny_effects(rows)
-compare.effects_table(effects)
+rows = accuracy_tricks.tiny_study(ctx)
+effects = accuracy_tricks.tiny_effects(rows)
+comparisons.effects_table(effects)
 
 # %% tags=["hide-input"]
 viz.plot_effects(effects, title="Tiny track: paired effects (mean over seeds, 95% interval)")
@@ -56,14 +58,14 @@ viz.plot_effects(effects, title="Tiny track: paired effects (mean over seeds, 95
 # over seeds.
 
 # %% tags=["hide-input"]
-final = tricks.final_rows(ctx)
-compare.comparison_table(final)
+final = accuracy_tricks.final_rows(ctx)
+comparisons.comparison_table(final)
 
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(
-    ctx, summary={"tiny track mAP": summaries.seed_stat(summaries.values(rows["tricks"])),
-                  "tiny track mAP, backbone only": summaries.seed_stat(summaries.values(rows["backbone"])),
-                  "tiny track mAP, from full track": {**summaries.seed_stat(summaries.values(rows["full"])),
+    ctx, summary={"tiny track mAP": seed_stats.seed_stat(seed_stats.values(rows["tricks"])),
+                  "tiny track mAP, backbone only": seed_stats.seed_stat(seed_stats.values(rows["backbone"])),
+                  "tiny track mAP, from full track": {**seed_stats.seed_stat(seed_stats.values(rows["full"])),
                                                       "verdict": effects[0][1].verdict},
-                  **{f"final: {label}": summaries.seed_stat(values) for label, values, _ in final}},
-    details={"effects": compare.effects_records(effects), "tta": tricks.tta_options(ctx)})
+                  **{f"final: {label}": seed_stats.seed_stat(values) for label, values, _ in final}},
+    details={"effects": comparisons.effects_records(effects), "tta": accuracy_tricks.tta_options(ctx)})

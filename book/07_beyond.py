@@ -53,7 +53,9 @@ profile = "default"
 # %% tags=["hide-input"]
 import o365lib.book
 from o365lib import viz
-from o365lib.book import beyond, compare, records, report
+from o365lib.book.present import comparisons, report
+from o365lib.book.run import records
+from o365lib.book.studies import beyond
 
 ctx = o365lib.book.setup_chapter("07_beyond", profile=profile, namespace=globals())
 
@@ -80,7 +82,7 @@ viz.plot_ranked_remedies(rows, metric="mAP", title="Remedies ranked by mAP (mean
 
 # %% tags=["hide-input"]
 effects = beyond.effects(study, merged, best=best)
-compare.effects_table(effects)
+comparisons.effects_table(effects)
 
 # %% tags=["hide-input"]
 viz.plot_effects(effects, title="Each remedy against softmax CE (mean over seeds, 95% interval)")
@@ -112,10 +114,10 @@ report.markdown(beyond.sentence(study, merged, effects, best=best, talk=talk))
 
 # %% tags=["hide-input"]
 start_effects = beyond.start_effects(study)
-compare.effects_table(start_effects) if start_effects else report.markdown("No loss ran with both starts.")
+comparisons.effects_table(start_effects) if start_effects else report.markdown("No loss ran with both starts.")
 
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(
     ctx, summary=beyond.summary(study, merged, effects, best=best),
-    details={"best": best, "effects": compare.effects_records(effects), "rows": rows,
-             "start_effects": compare.effects_records(start_effects)})
+    details={"best": best, "effects": comparisons.effects_records(effects), "rows": rows,
+             "start_effects": comparisons.effects_records(start_effects)})

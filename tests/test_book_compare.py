@@ -1,4 +1,4 @@
-"""o365lib.book.compare: paired effects over random seeds, Student-t intervals and verdicts."""
+"""o365lib.book.present.comparisons: paired effects over random seeds, Student-t intervals and verdicts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from o365lib.book.compare import (
+from o365lib.book.present.comparisons import (
     Effect,
     comparison_table,
     effects_table,
@@ -24,7 +24,7 @@ from o365lib.book.compare import (
     t_quantile,
     trimmed,
 )
-from o365lib.book.talk import TALK, TALK_EFFECTS
+from o365lib.book.present.talk import TALK, TALK_EFFECTS
 
 # Two-sided 95% (and one 90%) critical values of Student's t, from a printed t table.
 T_TABLE_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 9: 2.262, 30: 2.042, 120: 1.980}
@@ -210,7 +210,7 @@ def test_shown_and_trimmed():
 def test_effects_records_are_json_ready():
     import json
 
-    from o365lib.book.compare import effects_records
+    from o365lib.book.present.comparisons import effects_records
     from o365lib.io import finite
 
     records = effects_records([("a", paired_effect({1: 1.0, 2: 2.0}, {1: 2.0, 2: 2.5}, talk_effect=0.6)),

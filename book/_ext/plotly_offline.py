@@ -1,7 +1,7 @@
 """Sphinx extension: ship plotly.js with the book so figures draw with no network.
 
 Chapters render plotly figures as ``text/html`` that calls ``Plotly.newPlot`` and expects a
-page-level ``window.Plotly`` (see ``o365lib.book.plotly_offline``). This extension copies
+page-level ``window.Plotly`` (see ``o365lib.book.run.plotly_offline``). This extension copies
 ``plotly.min.js`` from the installed plotly package into ``_static/`` and adds it to every HTML
 page, loaded before the page body runs.
 

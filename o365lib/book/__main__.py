@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from o365lib.book import models, remedies, tricks
+from o365lib.book.artefacts import models
+from o365lib.book.studies import accuracy_tricks, remedies
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,11 +73,11 @@ TRAIN_COMMANDS = {
                   lambda ctx, args: [remedies.ensure_resampled(ctx, _need(args, "sampler"), seed=s,
                                                                base=models.ensure_baseline(ctx, s)) for s in _seeds(ctx, args)]),
     "pretrained": ("the baseline recipe from the better pretrained backbone",
-                   lambda ctx, args: [tricks.ensure_pretrained(ctx, s) for s in _seeds(ctx, args)]),
+                   lambda ctx, args: [accuracy_tricks.ensure_pretrained(ctx, s) for s in _seeds(ctx, args)]),
     "multiscale": ("the pretrained recipe with multi-scale training",
-                   lambda ctx, args: [tricks.ensure_multiscale(ctx, s) for s in _seeds(ctx, args)]),
+                   lambda ctx, args: [accuracy_tricks.ensure_multiscale(ctx, s) for s in _seeds(ctx, args)]),
     "tiny": ("a tiny-track model, --init backbone or full",
-             lambda ctx, args: [tricks.ensure_tiny(ctx, seed=s, init=args.init or "full") for s in _seeds(ctx, args)]),
+             lambda ctx, args: [accuracy_tricks.ensure_tiny(ctx, seed=s, init=args.init or "full") for s in _seeds(ctx, args)]),
 }
 
 
@@ -96,7 +97,8 @@ def _train(args) -> int:
 
 
 def _check_data(args) -> int:
-    from o365lib.book import datasets, setup_chapter
+    from o365lib.book import setup_chapter
+    from o365lib.book.artefacts import datasets
     from o365lib.data.check import check_dataset
 
     ctx = setup_chapter("check_data", profile=args.profile)
@@ -109,20 +111,20 @@ def _check_data(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from o365lib.book import notebooks, runner
-    from o365lib.book.profiles import project_root
+    from o365lib.book.config.profiles import project_root
+    from o365lib.book.run import notebooks, runner
 
     if args.command == "run":
         return runner.run_book(profile=args.profile, chapters=args.chapters, build=not args.no_build,
                                output_root=args.output_root, keep_going=args.keep_going,
                                log_output=args.log_output)
     if args.command == "build":
-        from o365lib.book.profiles import profile_path
+        from o365lib.book.config.profiles import profile_path
 
         root = project_root()
         executed = root / "_build" / "executed" / profile_path(args.profile, root=root).stem
-        from o365lib.book.profiles import load_profile
-        from o365lib.book.records import failed_chapters
+        from o365lib.book.config.profiles import load_profile
+        from o365lib.book.run.records import failed_chapters
 
         for chapter, record in failed_chapters(load_profile(args.profile, root=root).results_dir).items():
             print(f"[o365book] the latest run of chapter {chapter} FAILED ({record.get('when', '?')}): "

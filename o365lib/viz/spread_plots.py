@@ -6,7 +6,7 @@
 - :func:`plot_ranked_remedies`: remedies ranked by their mean over seeds as horizontal bars, with
   error bars (std over seeds, or the interval of an effect) and the seeds as points.
 
-Effects are ``o365lib.book.compare.Effect`` objects or their ``as_dict()`` / ``effects_records``
+Effects are ``o365lib.book.present.comparisons.Effect`` objects or their ``as_dict()`` / ``effects_records``
 mappings; nothing here imports the book. Every function returns a ``go.Figure`` and never shows or
 writes it.
 """
@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 
 __all__ = ["plot_effects", "plot_ranked_remedies"]
 
-#: Colour of each verdict (``o365lib.book.compare``); others are grey.
+#: Colour of each verdict (``o365lib.book.present.comparisons``); others are grey.
 VERDICT_COLOURS = {"reproduced": "#2ca02c", "reversed": "#d62728", "contradicted": "#d62728",
                    "higher": "#1f77b4", "lower": "#ff7f0e"}
 GREY, TALK = "#7f7f7f", "black"

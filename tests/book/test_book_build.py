@@ -19,8 +19,8 @@ import nbformat
 import pytest
 import yaml
 
-from o365lib.book.notebooks import chapter_sources
-from o365lib.book.runner import build_html
+from o365lib.book.run.notebooks import chapter_sources
+from o365lib.book.run.runner import build_html
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = [s.stem for s in chapter_sources(ROOT / "book")]

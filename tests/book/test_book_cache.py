@@ -10,7 +10,7 @@ import torch
 import yaml
 
 import o365lib.book
-from o365lib.book import cache, datasets, models, predictions
+from o365lib.book.artefacts import datasets, models, predictions, resolver
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +44,10 @@ def _ctx(**namespace):
 def test_content_hash_follows_the_bytes(tmp_path):
     path = tmp_path / "a.json"
     path.write_text("[1]")
-    first = cache.content_hash(path)
+    first = resolver.content_hash(path)
     path.write_text("[2]")
-    assert cache.content_hash(path) != first
-    assert cache.key_of({"a": 1, "b": [2]}) == cache.key_of({"b": [2], "a": 1})
+    assert resolver.content_hash(path) != first
+    assert resolver.key_of({"a": 1, "b": [2]}) == resolver.key_of({"b": [2], "a": 1})
 
 
 def test_an_edited_annotation_file_is_a_new_model(coco_project):

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import o365lib.book
-from o365lib.book.plotly_offline import DEFAULT_RENDERERS
-from o365lib.book.records import write_chapter_record
-from o365lib.book.schema import ConfigError
+from o365lib.book.config.mapping import ConfigError
+from o365lib.book.run.plotly_offline import DEFAULT_RENDERERS
+from o365lib.book.run.records import write_chapter_record
 
 
 def test_setup_chapter_merges_yaml_defaults_and_overrides(tmp_project):

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 import yaml
 
-from o365lib.book.notebooks import (
+from o365lib.book.run.notebooks import (
     chapter_sources,
     check_pair,
     check_pairs,
@@ -16,7 +16,7 @@ from o365lib.book.notebooks import (
     source_to_notebook,
     strip_outputs,
 )
-from o365lib.book.runner import order_chapters, select_chapters
+from o365lib.book.run.runner import order_chapters, select_chapters
 
 
 def test_committed_pairs_agree_and_have_no_outputs(root):

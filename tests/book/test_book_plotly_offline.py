@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from o365lib.book.plotly_offline import DEFAULT_RENDERERS, OfflineHtmlRenderer, register_offline_renderer
+from o365lib.book.run.plotly_offline import DEFAULT_RENDERERS, OfflineHtmlRenderer, register_offline_renderer
 
 
 def test_offline_html_has_no_script_source_and_no_cdn():

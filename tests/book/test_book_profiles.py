@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from o365lib.book.profile import Profile
-from o365lib.book.profiles import chapter_parameters, deep_merge, load_profile, override_mapping
-from o365lib.book.schema import ConfigError, field_paths, to_mapping
+from o365lib.book.config.mapping import ConfigError, field_paths, to_mapping
+from o365lib.book.config.profiles import chapter_parameters, deep_merge, load_profile, override_mapping
+from o365lib.book.config.schema import Profile
 
 PROFILES = ("smoke", "default", "gpu", "objects365")
 

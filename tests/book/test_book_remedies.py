@@ -1,8 +1,9 @@
-"""o365lib.book.remedies: expert range pairs and folder keys (no training)."""
+"""o365lib.book.studies.remedies: expert range pairs and folder keys (no training)."""
 
 import pytest
 
-from o365lib.book import datasets, remedies
+from o365lib.book.artefacts import datasets
+from o365lib.book.studies import remedies
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from o365lib.book.report import (
+from o365lib.book.present.report import (
     FAILED_WITH_RECORD,
     FAILED_WITHOUT_RECORD,
     NOT_RUN,
@@ -50,7 +50,7 @@ def test_results_summary_reads_metrics_and_marks_missing(tmp_path):
 
 
 def test_results_summary_shows_the_spread_over_seeds_and_the_verdict(tmp_path):
-    from o365lib.book.compare import paired_effect
+    from o365lib.book.present.comparisons import paired_effect
 
     gain = paired_effect([10.0, 11.0, 12.0], [11.0, 12.5, 13.2], talk_effect=0.6)
     _metrics(tmp_path, "02_baseline", {
@@ -70,7 +70,7 @@ def test_results_summary_shows_the_spread_over_seeds_and_the_verdict(tmp_path):
 
 
 def test_results_summary_flags_chapters_whose_latest_run_failed(tmp_path):
-    from o365lib.book.records import mark_failed
+    from o365lib.book.run.records import mark_failed
 
     _metrics(tmp_path, "02_baseline", {"baseline mAP": [10.0, 12.0]})
     _metrics(tmp_path, "03_experts", {"mAP, experts merged": [13.0, 13.5]})

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-from o365lib.book.records import failed_chapters
-from o365lib.book.runner import execute_chapter
+from o365lib.book.run.records import failed_chapters
+from o365lib.book.run.runner import execute_chapter
 
 HEADER = '# %% tags=["parameters"]\nprofile = "default"\nfail = False\n\n'
 GOOD = ("# %%\nimport o365lib.book\n"
         "ctx = o365lib.book.setup_chapter('97_good', profile=profile, namespace=globals(), fail=fail)\n"
         "if ctx.params['fail']:\n    raise RuntimeError('boom 42')\n"
-        "o365lib.book.records.write_chapter_record(ctx, summary={'x': 1.0})\nctx.profile\n")
+        "o365lib.book.run.records.write_chapter_record(ctx, summary={'x': 1.0})\nctx.profile\n")
 
 
 def _chapter(folder, name, body):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from o365lib.book.tail_tour import (
+from o365lib.book.studies.tail_tour import (
     class_appearance,
     extreme_classes,
     pick_example_classes,

@@ -71,7 +71,7 @@ def test_seesaw_stays_fresh_even_when_converting():
 def test_chapter_rows_follow_losses_and_starts():
     from types import SimpleNamespace
 
-    from o365lib.book import beyond
+    from o365lib.book.studies import beyond
     from o365lib.modeling.class_losses import CLASS_LOSSES
 
     weight, bias = torch.randn(K + 1, 3), torch.randn(K + 1)
@@ -97,7 +97,7 @@ def test_chapter_rows_follow_losses_and_starts():
 
 
 def test_start_effects_pair_converted_with_fresh_by_seed():
-    from o365lib.book import beyond
+    from o365lib.book.studies import beyond
 
     def seeds(*pairs):
         return [{"mAP": m, "ranges": {"301-365": {"mAP": t}}} for m, t in pairs]

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import pytest
 
 from o365lib import viz
-from o365lib.book.compare import effects_records, paired_effect
+from o365lib.book.present.comparisons import effects_records, paired_effect
 from o365lib.viz.eval_plots import plot_range_bars
 from o365lib.viz.spread_plots import plot_effects, plot_ranked_remedies
 

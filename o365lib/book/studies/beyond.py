@@ -23,7 +23,8 @@ import json
 from pathlib import Path
 
 from o365lib import data as odata
-from o365lib.book import datasets, models, predictions, remedies
+from o365lib.book.artefacts import datasets, models, predictions
+from o365lib.book.studies import remedies
 
 CONTROL = "softmax CE"
 #: row -> (sampler, classification loss or None)
@@ -143,8 +144,8 @@ def _row_results(ctx, row: str, *, seed: int, base: models.ModelRun) -> predicti
 
 def _overall_and_tail(label: str, control: list, treated: list) -> list:
     """``(label, Effect)`` pairs of ``treated`` against ``control`` (paired by seed): mAP and the tail's AP."""
-    from o365lib.book.compare import paired_effect
-    from o365lib.book.summaries import TAIL, values
+    from o365lib.book.present.comparisons import paired_effect
+    from o365lib.book.present.seed_stats import TAIL, values
 
     return [(f"{label}: mAP", paired_effect(values(control), values(treated), talk_effect=None)),
             (f"{label}: AP ranks {TAIL}", paired_effect(values(control, "mAP", TAIL), values(treated, "mAP", TAIL),
@@ -173,7 +174,7 @@ def start_effects(study: dict) -> list:
 
 def table_rows(ctx, study: dict, merged: list, *, best: str, talk: dict) -> dict:
     """Per row the per-seed values of every column: mAP, range AP, LVIS buckets, fixed AP, training cost."""
-    from o365lib.book.summaries import values
+    from o365lib.book.present.seed_stats import values
 
     rows = {}
     for row, per_seed in [*study["metrics"].items(), (f"{best} + experts", merged), *talk.items()]:
@@ -191,8 +192,8 @@ def table(rows: dict, *, digits: int = 1):
     """The chapter's table: one row per remedy, ranked by mean mAP, cells "mean ± std" over seeds."""
     import pandas as pd
 
-    from o365lib.book.compare import mean_std
-    from o365lib.book.summaries import seed_stat
+    from o365lib.book.present.comparisons import mean_std
+    from o365lib.book.present.seed_stats import seed_stat
 
     order = sorted(rows, key=lambda r: -(seed_stat(rows[r]["mAP"])["mean"] or 0.0))
     frame = pd.DataFrame({r: {col: mean_std([v for v in vals if v is not None] or None,
@@ -203,7 +204,7 @@ def table(rows: dict, *, digits: int = 1):
 
 def summary(study: dict, merged: list, effect_rows: list, *, best: str) -> dict:
     """The summary rows chapter 7 writes for the intro."""
-    from o365lib.book.summaries import TAIL, seed_stat, values
+    from o365lib.book.present.seed_stats import TAIL, seed_stat, values
 
     verdicts = dict(effect_rows)
     out = {f"mAP, {best} (best remedy since 2019)": seed_stat(values(study["metrics"][best]))}
@@ -224,8 +225,8 @@ def talk_remedies(ctx) -> dict:
 
 def sentence(study: dict, merged: list, effect_rows: list, *, best: str, talk: dict) -> str:
     """Which remedies beat the talk's on this data, and by how much (numbers and verdicts from the run)."""
-    from o365lib.book.compare import interval_text, paired_effect
-    from o365lib.book.summaries import values
+    from o365lib.book.present.comparisons import interval_text, paired_effect
+    from o365lib.book.present.seed_stats import values
 
     parts = []
     for name, per_seed in talk.items():

@@ -6,7 +6,7 @@ Objects365 v1 val, Cascade R-CNN ResNeXt-101 64x4d FPN DCN.
 
 - :data:`TALK` holds each number as quoted in the talk; nothing in it is computed.
 - :data:`TALK_EFFECTS` holds the talk's effects (differences in AP points) that the chapters test
-  with paired random seeds (``o365lib.book.compare.paired_effect(..., talk_effect=...)``). Each is
+  with paired random seeds (``o365lib.book.present.comparisons.paired_effect(..., talk_effect=...)``). Each is
   either quoted as a difference by the talk or the difference of two quoted numbers, rounded to
   the talk's one decimal.
 

@@ -1,7 +1,7 @@
 """Parameter files: find, read and merge the YAML files under ``parameters/``.
 
 A *profile* (``parameters/profiles/<name>.yaml``) fixes the scale of the whole book (data set,
-model, schedules) and is checked against the one typed schema in ``o365lib.book.profile``; a
+model, schedules) and is checked against the one typed schema in ``o365lib.book.config.schema``; a
 *chapter parameters file* (``parameters/chapters/NN_name.yaml``) holds the defaults of one chapter's
 papermill parameters. Profile values are overridden by ``section__key`` parameters. This is the
 only module that reads YAML: the library below receives plain keyword arguments.
@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from o365lib.book.schema import ConfigError
+from o365lib.book.config.mapping import ConfigError
 
 #: Environment variable naming the project root (the folder holding ``parameters/``).
 ROOT_ENV = "O365BOOK_ROOT"
@@ -114,8 +114,8 @@ def override_mapping(overrides: Mapping[str, Any], *, source: str = "parameters"
     underscore between section and key (``-p train__epochs 3``). An unknown section or key is a
     :class:`ConfigError` listing the known ones.
     """
-    from o365lib.book.profile import Profile
-    from o365lib.book.schema import field_paths
+    from o365lib.book.config.mapping import field_paths
+    from o365lib.book.config.schema import Profile
 
     known = field_paths(Profile)
     nested: dict = {}
@@ -142,8 +142,8 @@ def load_profile(name_or_path: str | os.PathLike, *, root: Path | None = None,
     inside it are resolved against the project root. Any problem is a ``ConfigError`` naming the file
     and the dotted key, raised before anything runs.
     """
-    from o365lib.book.profile import Profile
-    from o365lib.book.schema import from_mapping
+    from o365lib.book.config.mapping import from_mapping
+    from o365lib.book.config.schema import Profile
 
     root = root or project_root()
     path = profile_path(name_or_path, root=root)

@@ -1,6 +1,6 @@
 """Typed checking of configuration: dataclasses whose construction *is* validation.
 
-A profile (``parameters/profiles/<name>.yaml``) is turned into the :class:`~o365lib.book.profile.Profile`
+A profile (``parameters/profiles/<name>.yaml``) is turned into the :class:`~o365lib.book.config.schema.Profile`
 dataclass tree by :func:`from_mapping`. Every section is a frozen dataclass; building it checks, before
 anything runs or is written, that
 
@@ -11,7 +11,7 @@ anything runs or is written, that
 - and lies in its declared range (``field(metadata={"min": 1})``, ``Literal[...]`` choices).
 
 Errors are :class:`ConfigError` (a ``ValueError``) whose message names the file and the dotted key.
-This module knows nothing about which sections exist; ``o365lib.book.profile`` declares them.
+This module knows nothing about which sections exist; ``o365lib.book.config.schema`` declares them.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from o365lib.book import datasets, models, predictions
+from o365lib.book.artefacts import datasets, models, predictions
 
 
 # ------------------------------------------------------------------------------ pretraining
@@ -150,9 +150,9 @@ ABLATION = (("pretrained", "baseline", "+ better pretrained backbone", "trick_pr
 
 def ablation_effects(rows: dict) -> list:
     """Each trick against the row before it, paired by seed, with the talk's gain."""
-    from o365lib.book.compare import paired_effect
-    from o365lib.book.summaries import values
-    from o365lib.book.talk import TALK_EFFECTS
+    from o365lib.book.present.comparisons import paired_effect
+    from o365lib.book.present.seed_stats import values
+    from o365lib.book.present.talk import TALK_EFFECTS
 
     return [(label, paired_effect(values(rows[before]), values(rows[row]), talk_effect=TALK_EFFECTS[talk]))
             for row, before, label, talk in ABLATION]
@@ -166,7 +166,7 @@ SUMMARY_NAMES = {"trick_pretrained": "mAP gain, pretrained backbone",
 
 def ablation_summary(rows: dict, effects: list) -> dict:
     """The summary rows chapter 5 writes for the intro: each gain (per seed) with its verdict, the final mAP."""
-    from o365lib.book.summaries import seed_stat, values
+    from o365lib.book.present.seed_stats import seed_stat, values
 
     out = {"mAP, all tricks": seed_stat(values(rows["ensemble"]))}
     for (_, _, _, talk), (_, effect) in zip(ABLATION, effects):
@@ -176,9 +176,9 @@ def ablation_summary(rows: dict, effects: list) -> dict:
 
 def tiny_effects(rows: dict) -> list:
     """Tiny track: full-track initialisation against the backbone alone, then the other tricks."""
-    from o365lib.book.compare import paired_effect
-    from o365lib.book.summaries import values
-    from o365lib.book.talk import TALK_EFFECTS
+    from o365lib.book.present.comparisons import paired_effect
+    from o365lib.book.present.seed_stats import values
+    from o365lib.book.present.talk import TALK_EFFECTS
 
     return [("from the full-track model vs backbone only", paired_effect(
                 values(rows["backbone"]), values(rows["full"]), talk_effect=TALK_EFFECTS["tiny_full_pretrain"])),
@@ -188,8 +188,8 @@ def tiny_effects(rows: dict) -> list:
 
 def final_rows(ctx) -> list[tuple]:
     """The final systems on validation and the held-out test split, per seed, next to the talk's."""
-    from o365lib.book.summaries import values
-    from o365lib.book.talk import TALK
+    from o365lib.book.present.seed_stats import values
+    from o365lib.book.present.talk import TALK
 
     full_val = [full_track_system(ctx, s, "val") for s in ctx.seeds]
     full_test = [full_track_system(ctx, s, "test") for s in ctx.seeds]

@@ -1,7 +1,7 @@
 """Ours against the ByteDance talk (Lu et al. 2019): effects over paired random seeds, and verdicts.
 
 A chapter never types a number: it passes measured values, one per random seed, and the talk's
-number (``o365lib.book.talk``) to these helpers, which summarise them and say whether an effect
+number (``o365lib.book.present.talk``) to these helpers, which summarise them and say whether an effect
 reproduced.
 
 **Paired effects.** Both arms of a comparison (expert against general model, a sampler against
@@ -174,7 +174,7 @@ class Effect:
         return out
 
     def summary(self) -> dict:
-        """The effect as a ``summary`` value of a chapter's ``metrics.json`` (``o365lib.book.report``)."""
+        """The effect as a ``summary`` value of a chapter's ``metrics.json`` (``o365lib.book.present.report``)."""
         return {"values": list(self.diffs), "ci": [self.ci_low, self.ci_high], "verdict": self.verdict}
 
 
@@ -227,7 +227,7 @@ def mean_std(values, digits: int = 1) -> str:
     """Per-seed values as "mean ± std" ("12.3 ± 0.4"); one value as itself; none as '-'.
 
     ``values`` may be a number, a sequence of per-seed numbers, or a mapping with "values" or
-    "mean"/"std" (a summary value, see ``o365lib.book.report``). Missing values (None, NaN) in a list
+    "mean"/"std" (a summary value, see ``o365lib.book.present.report``). Missing values (None, NaN) in a list
     are left out (a seed that did not measure this). Whole numbers given alone stay ints.
     """
     if isinstance(values, Mapping):

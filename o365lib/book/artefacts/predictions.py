@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from o365lib.book import cache, datasets
-from o365lib.book.models import ModelRun, build_model
+from o365lib.book.artefacts import datasets, resolver
+from o365lib.book.artefacts.models import ModelRun, build_model
 from o365lib.io import write_json
 
 TRACK_TRAIN = {"full": "train", "tiny": "tiny_train"}
@@ -48,7 +48,7 @@ class LazyResults:
     @classmethod
     def of_file(cls, path: Path) -> LazyResults:
         """A results file, keyed by its content hash (no JSON parsing)."""
-        return cls(key=f"file-{cache.content_hash(path)}", make=lambda: cache.read_json(path))
+        return cls(key=f"file-{resolver.content_hash(path)}", make=lambda: resolver.read_json(path))
 
     @classmethod
     def derived(cls, make: Callable[[], list], *, inputs, settings: dict, code: tuple = ()) -> LazyResults:
@@ -64,8 +64,8 @@ class LazyResults:
                 return [keys(i) for i in item]
             return item
 
-        sources = [f"{fn.__module__}.{fn.__qualname__}:{cache.content_hash(inspect.getsourcefile(fn))}" for fn in code]
-        return cls(key=cache.key_of({"inputs": keys(inputs), "settings": settings, "code": sources}, length=16),
+        sources = [f"{fn.__module__}.{fn.__qualname__}:{resolver.content_hash(inspect.getsourcefile(fn))}" for fn in code]
+        return cls(key=resolver.key_of({"inputs": keys(inputs), "settings": settings, "code": sources}, length=16),
                    make=make)
 
 
@@ -93,7 +93,7 @@ def lazy_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None
 
     ev = ctx.cfg.eval
     cap = results_cap(ctx)
-    key = cache.key_of({"split": datasets.split_hash(ctx, split), "score_threshold": ev.score_threshold,
+    key = resolver.key_of({"split": datasets.split_hash(ctx, split), "score_threshold": ev.score_threshold,
                         "max_dets": cap, "tta": tta, "calibration": calibration})
     path = Path(ctx.profile_dir) / "predictions" / run.key / f"{split}-{key}.json"
     split_ids = _check_categories(ctx, run, split)
@@ -118,7 +118,7 @@ def lazy_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None
             results = predict(model, dataset, **common)
         return [r for r in results if r["category_id"] in split_ids]
 
-    return LazyResults.of_file(cache.produce(path, build, write=lambda value, p: write_json(p, value, indent=None),
+    return LazyResults.of_file(resolver.produce(path, build, write=lambda value, p: write_json(p, value, indent=None),
                                              read=lambda p: p))
 
 
@@ -147,7 +147,7 @@ def evaluate_results(ctx, results: list | LazyResults, *, split: str = "val", na
     ranges = tuple(ev.ranges) if track == "full" else ("all",)
     train_split = TRACK_TRAIN[track]
     lazy = isinstance(results, LazyResults)
-    key = cache.key_of({"results": results.key if lazy else cache.key_of(results, length=16),
+    key = resolver.key_of({"results": results.key if lazy else resolver.key_of(results, length=16),
                         "split": datasets.split_hash(ctx, split), "train": datasets.split_hash(ctx, train_split),
                         "ranges": ranges, "max_dets": ev.max_dets, "fixed_ap": fixed_ap})
     path = Path(ctx.profile_dir) / "metrics" / f"{name}-{split}-{key}.json"
@@ -163,7 +163,7 @@ def evaluate_results(ctx, results: list | LazyResults, *, split: str = "val", na
             metrics["fixed_ap"] = _fixed_ap(gt, detections, ranking=rank_of, ranges=ranges)
         return metrics
 
-    return cache.produce(path, build, write=lambda value, p: write_json(p, value), read=cache.read_json)
+    return resolver.produce(path, build, write=lambda value, p: write_json(p, value), read=resolver.read_json)
 
 
 def _fixed_ap(gt: dict, results: list, *, ranking: dict, ranges: tuple) -> dict:

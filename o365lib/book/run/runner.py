@@ -24,9 +24,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from o365lib.book.notebooks import chapter_sources, source_to_notebook
-from o365lib.book.profiles import chapter_parameters, load_profile, profile_path, project_root
-from o365lib.book.records import failed_chapters
+from o365lib.book.config.profiles import chapter_parameters, load_profile, profile_path, project_root
+from o365lib.book.run.notebooks import chapter_sources, source_to_notebook
+from o365lib.book.run.records import failed_chapters
 from o365lib.progress import PROGRESS_ENV
 
 #: Environment variable the Sphinx extension reads to find the executed notebooks.
@@ -76,12 +76,12 @@ def execute_chapter(source: Path, *, profile: str, build_dir: Path, root: Path,
     The notebook is executed into a temporary file and moved into ``_build/executed/<profile>/`` only
     when the chapter succeeded and wrote its record; a failed run leaves the last good executed
     notebook and record in place, keeps the partial notebook under ``failed/`` and writes the chapter's
-    failure marker (``o365lib.book.records``). With ``progress`` papermill's cell bar and the
+    failure marker (``o365lib.book.run.records``). With ``progress`` papermill's cell bar and the
     library's training bars are shown in the terminal, never in the page.
     """
     import papermill
 
-    from o365lib.book.records import clear_failed, mark_failed
+    from o365lib.book.run.records import clear_failed, mark_failed
 
     profile_name = profile_path(profile, root=root).stem
     notebook = source_to_notebook(source, build_dir / "notebooks" / f"{source.stem}.ipynb")
@@ -116,7 +116,7 @@ def execute_chapter(source: Path, *, profile: str, build_dir: Path, root: Path,
     written = [p for p in (results_dir / source.stem).glob("**/parameters.json") if p.stat().st_mtime >= started_at - 1]
     if not error and not written:
         error = (f"the chapter wrote no parameters.json under {results_dir / source.stem} (its last cell must "
-                 "call o365lib.book.records.write_chapter_record)")
+                 "call o365lib.book.run.records.write_chapter_record)")
     if error:
         failed = build_dir / "executed" / profile_name / "failed" / f"{source.stem}.ipynb"
         failed.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from o365lib import data as odata
-from o365lib.book import cache
+from o365lib.book.artefacts import resolver
 from o365lib.io import write_json
 
 SPLITS = ("train", "val", "test", "tiny_train", "tiny_val", "tiny_test")
@@ -35,9 +35,9 @@ _RANKINGS: dict[str, dict] = {}
 
 def ensure_dataset(ctx) -> DataSplits:
     """The profile's data: generated (synthetic source, cached on disk) or the user's COCO files."""
-    from o365lib.book.schema import to_mapping
+    from o365lib.book.config.mapping import to_mapping
 
-    key = cache.key_of(to_mapping(ctx.cfg.data))
+    key = resolver.key_of(to_mapping(ctx.cfg.data))
     if key not in _DATASETS:
         _DATASETS[key] = _resolve_dataset(ctx.cfg.data)
     return _DATASETS[key]
@@ -48,9 +48,9 @@ def _resolve_dataset(cfg) -> DataSplits:
         from o365lib.data.synthetic import SyntheticPaths, make_dataset
 
         root = Path(cfg.root)
-        if cache.is_main_process():
+        if resolver.is_main_process():
             make_dataset(root, profile=cfg.synthetic_profile, seed=int(cfg.generator_seed))
-        cache.barrier()
+        resolver.barrier()
         paths = SyntheticPaths.under(root.resolve())
         files = {split: Path(getattr(paths, split)) for split in SPLITS}
         return DataSplits(files=files, image_roots={split: Path(paths.images) for split in SPLITS}, source="synthetic")
@@ -73,12 +73,12 @@ def split_file(ctx, split: str) -> Path:
 
 def split_hash(ctx, split: str) -> str:
     """Content hash of a split's annotation file (part of every key that depends on it)."""
-    return cache.content_hash(split_file(ctx, split))
+    return resolver.content_hash(split_file(ctx, split))
 
 
 def load_coco_file(path: Path, *, image_root: Path, data) -> object:
     """``o365lib.data.load_coco`` with the profile's data checks (``data``: its DataSection), cached by content."""
-    key = (str(path), cache.content_hash(path), str(image_root), data.box_policy, data.check_images, data.duplicates)
+    key = (str(path), resolver.content_hash(path), str(image_root), data.box_policy, data.check_images, data.duplicates)
     if key not in _SPLITS:
         _SPLITS[key] = odata.load_coco(path, image_root=image_root, box_policy=data.box_policy,
                                        check_images=data.check_images, duplicates=data.duplicates)
@@ -117,7 +117,7 @@ def derived_set(ctx, name: str, build, *, split: str = "train", depends: dict) -
     shapes the subset), so an edited source or option never reuses an old subset. ``build`` runs on
     rank 0 only.
     """
-    key = cache.key_of({"source": split_hash(ctx, split), **depends})
+    key = resolver.key_of({"source": split_hash(ctx, split), **depends})
     path = Path(ctx.profile_dir) / "sets" / f"{name}-{key}.json"
-    cache.produce(path, build, write=lambda value, p: write_json(p, value, indent=None), read=lambda p: p)
+    resolver.produce(path, build, write=lambda value, p: write_json(p, value, indent=None), read=lambda p: p)
     return path

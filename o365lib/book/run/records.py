@@ -16,7 +16,7 @@ import datetime
 import json
 from pathlib import Path
 
-from o365lib.book import cache
+from o365lib.book.artefacts import resolver
 from o365lib.io import write_json
 
 FAILED = "FAILED.json"
@@ -30,15 +30,15 @@ def write_chapter_record(ctx, *, summary: dict, details: dict | None = None, sub
     """Write ``metrics.json`` and ``parameters.json`` of a successful chapter run; returns the metrics path.
 
     ``subdir`` keys results by a parameter (e.g. the expert range: ``03_experts/301-365/``).
-    ``summary`` values are numbers, or per-seed statistics (see ``o365lib.book.report``).
+    ``summary`` values are numbers, or per-seed statistics (see ``o365lib.book.present.report``).
     """
     folder = Path(ctx.results_dir) / subdir
     path = folder / "metrics.json"
-    if cache.is_main_process():
+    if resolver.is_main_process():
         write_json(folder / "parameters.json", {**ctx.record, "finished": _now()})
         write_json(path, {"chapter": ctx.chapter, "profile": ctx.profile, "summary": summary,
                           "details": details or {}})
-    cache.barrier()
+    resolver.barrier()
     return path
 
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from o365lib import data as odata
-from o365lib.book import cache, datasets
+from o365lib.book.artefacts import datasets, resolver
 from o365lib.io import write_json
 from o365lib.progress import progress_enabled
 
@@ -68,7 +68,7 @@ def ensure_backbone(ctx, *, crops_per_class: int, crop_size: int, epochs: int, l
 
     spec = {"backbone": ctx.cfg.model.backbone, "crops": int(crops_per_class), "size": int(crop_size),
             "epochs": int(epochs), "lr": float(lr), "generator": GENERATOR_VERSION}
-    out = Path(ctx.profile_dir) / "models" / f"pretrained-backbone-{cache.key_of(spec)}"
+    out = Path(ctx.profile_dir) / "models" / f"pretrained-backbone-{resolver.key_of(spec)}"
 
     def build():
         images, labels, _ = render_crops(num_per_class=spec["crops"], size=spec["size"], seed=0)
@@ -82,7 +82,7 @@ def ensure_backbone(ctx, *, crops_per_class: int, crop_size: int, epochs: int, l
         write_json(out / "history.json", {"spec": spec, **history})
         save_backbone(body, path)
 
-    return cache.produce(out / "backbone.pt", build, write=write, read=lambda p: p)
+    return resolver.produce(out / "backbone.pt", build, write=write, read=lambda p: p)
 
 
 def baseline_backbone(ctx) -> Path | None:
@@ -152,19 +152,19 @@ def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Pa
     else:
         kwargs = detector_kwargs(ctx, backbone_weights=backbone_weights, **(detector_overrides or {}))
     config = train_config(ctx, seed=seed, **(budget or {}))
-    init_key = init.key if isinstance(init, ModelRun) else cache.content_hash(init) if init is not None else None
+    init_key = init.key if isinstance(init, ModelRun) else resolver.content_hash(init) if init is not None else None
     spec = {
         "name": name, "seed": int(seed), "model": {k: str(v) if k == "backbone_weights" else v for k, v in kwargs.items()},
         # the preset's values (anchors, levels, RoI mapping...) are part of the model: a change retrains
-        "preset": cache.key_of(PRESETS[preset_of(kwargs["backbone"], kwargs.get("preset"))]),
-        "backbone_weights": cache.content_hash(backbone_weights) if backbone_weights else None,
+        "preset": resolver.key_of(PRESETS[preset_of(kwargs["backbone"], kwargs.get("preset"))]),
+        "backbone_weights": resolver.content_hash(backbone_weights) if backbone_weights else None,
         "num_classes": coco.label_map.num_classes,
         "train": {k: v for k, v in asdict(config).items() if k not in OPERATIONAL_FIELDS},
-        "data": cache.content_hash(source), "sampler": sampler, "init": init_key, "init_prefixes": list(init_prefixes),
+        "data": resolver.content_hash(source), "sampler": sampler, "init": init_key, "init_prefixes": list(init_prefixes),
     }
     if classifier_start is not None:
         spec["classifier_start"] = classifier_start
-    run = ModelRun(name=name, seed=int(seed), dir=Path(ctx.profile_dir) / "models" / f"{name}-s{seed}-{cache.key_of(spec)}",
+    run = ModelRun(name=name, seed=int(seed), dir=Path(ctx.profile_dir) / "models" / f"{name}-s{seed}-{resolver.key_of(spec)}",
                    category_ids=tuple(coco.label_map.category_ids), detector_kwargs=kwargs)
     return run, spec, coco, config
 
@@ -189,7 +189,7 @@ def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = No
     if run.checkpoint.exists():
         verify_checkpoint(run)
         return run
-    if cache.is_main_process():
+    if resolver.is_main_process():
         write_json(run.dir / "spec.json", spec)
     model = build_model(run, load=False)
     if init is not None:
@@ -211,7 +211,7 @@ def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = No
         else:  # a detector file (mmdet, ours or torchvision): classifier rows copied for same-named classes
             categories = sorted(coco.dataset["categories"], key=lambda c: c["id"])
             report = init_detector_weights(model, Path(init), target_categories=categories)
-        if cache.is_main_process():
+        if resolver.is_main_process():
             write_json(run.dir / "init.json", report)
     from o365lib.data import DetectionDataset
 
@@ -224,7 +224,7 @@ def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = No
         sampler_obj = build_sampler(sampler["name"], dataset.image_category_ids(), seed=int(seed), **options)
     result = train(model, dataset, config=config, out_dir=run.dir, sampler=sampler_obj, device=ctx.device,
                    resume=True)
-    if cache.is_main_process():  # the training cost of this call (a resumed run: its last part)
+    if resolver.is_main_process():  # the training cost of this call (a resumed run: its last part)
         write_json(run.dir / "cost.json", {"seconds": result.seconds, "images_per_s": result.images_per_s,
                                            "iterations": result.iterations})
     verify_checkpoint(run)

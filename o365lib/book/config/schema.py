@@ -1,6 +1,6 @@
 """The one typed schema of a profile: one frozen dataclass per section of ``parameters/profiles/*.yaml``.
 
-``Profile`` is built by :func:`o365lib.book.schema.from_mapping`, so a profile that loads is valid:
+``Profile`` is built by :func:`o365lib.book.config.mapping.from_mapping`, so a profile that loads is valid:
 unknown keys, missing keys, wrong types and out-of-range values fail before anything runs, with the
 file and the dotted key in the message. Library code receives these values as explicit keyword
 arguments from ``o365lib.book``; no other module reads YAML.
@@ -14,7 +14,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Literal
 
-from o365lib.book.schema import ConfigError, at_least, positive
+from o365lib.book.config.mapping import ConfigError, at_least, positive
 
 Device = Literal["auto", "cpu", "cuda"]
 Amp = Literal[False, True, "bf16", "fp16"]

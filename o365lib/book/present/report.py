@@ -15,13 +15,13 @@ value}}``; a value is one of
 - a list of numbers: one value per random seed, shown as mean ± std (``ddof=1``);
 - a mapping with ``"values"`` (the per-seed list), or with ``"mean"``, ``"std"`` and ``"n"`` when the
   values are not kept; optional ``"verdict"`` (the verdict of the comparison the row reports,
-  ``o365lib.book.compare``), ``"ci"`` (``[low, high]``) and ``"seeds"`` (the random seed ids).
-  ``o365lib.book.compare.Effect.summary()`` writes one; so does a ``{"mean", "std", "n", "values"}``
+  ``o365lib.book.present.comparisons``), ``"ci"`` (``[low, high]``) and ``"seeds"`` (the random seed ids).
+  ``o365lib.book.present.comparisons.Effect.summary()`` writes one; so does a ``{"mean", "std", "n", "values"}``
   statistic with a ``"verdict"`` added;
 - any other JSON value: shown as text.
 
 **Failed runs.** The book runner writes ``results/<profile>/<chapter>/FAILED.json`` (``{"chapter",
-"error", "notebook", "when"}``, ``o365lib.book.records.mark_failed``) when a chapter's latest run
+"error", "notebook", "when"}``, ``o365lib.book.run.records.mark_failed``) when a chapter's latest run
 failed, and removes it after a successful run; the last good ``metrics.json`` stays in place. The
 rows of such a chapter read "latest run failed; showing the last good record" (or "latest run
 failed; no good record yet") in a "note" column, which appears only when a chapter failed.
@@ -39,9 +39,9 @@ from typing import Any, NamedTuple
 import pandas as pd
 from IPython.display import Markdown
 
-from o365lib.book.compare import fmt, mean_std
-from o365lib.book.records import failed_chapters
-from o365lib.book.talk import TALK
+from o365lib.book.present.comparisons import fmt, mean_std
+from o365lib.book.present.talk import TALK
+from o365lib.book.run.records import failed_chapters
 
 #: Value shown for a summary row no chapter has measured yet.
 NOT_RUN = "not run"

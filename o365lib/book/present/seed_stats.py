@@ -3,7 +3,7 @@
 A chapter's metrics come as one ``evaluate`` output per random seed (paired by seed across the arms
 of a comparison). :func:`values` reads one number out of each; :func:`seed_stat` is the summary
 format every chapter writes into ``metrics.json`` (``{"mean", "std", "n", "values"}``, read by
-``o365lib.book.report``); :func:`regime_rows` and :func:`regime_summary` describe the baseline's
+``o365lib.book.present.report``); :func:`regime_rows` and :func:`regime_summary` describe the baseline's
 regime next to the ByteDance talk's.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from o365lib.book.talk import TALK
+from o365lib.book.present.talk import TALK
 
 TAIL = "301-365"
 
@@ -32,7 +32,7 @@ def values(per_seed: Sequence[dict], key: str = "mAP", spec: str | None = None, 
 
 def seed_stat(samples: Sequence[float | None]) -> dict:
     """``{"mean", "std", "n", "values"}`` over seeds (std is the sample std, 0 for one seed; None ignored)."""
-    from o365lib.book.compare import seed_summary
+    from o365lib.book.present.comparisons import seed_summary
 
     kept = [float(v) for v in samples if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not kept:

@@ -22,15 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from o365lib.book.plotly_offline import register_offline_renderer
-from o365lib.book.profiles import (
+from o365lib.book.config.mapping import ConfigError, to_mapping
+from o365lib.book.config.profiles import (
     OVERRIDE_SEPARATOR,
     chapter_parameters,
     load_profile,
     profile_path,
     project_root,
 )
-from o365lib.book.schema import ConfigError, to_mapping
+from o365lib.book.run.plotly_offline import register_offline_renderer
 
 #: Chapter names are folder names such as ``01_data_tail`` (or ``train_baseline`` for CLI runs).
 CHAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -44,11 +44,11 @@ TOP_LEVEL_OVERRIDES = frozenset({"device", "seeds"})
 class ChapterContext:
     """Everything a chapter needs from its set-up.
 
-    ``cfg`` is the validated profile (``o365lib.book.profile.Profile``, overrides applied), ``params``
+    ``cfg`` is the validated profile (``o365lib.book.config.schema.Profile``, overrides applied), ``params``
     the chapter's own parameters, ``overrides`` the profile values overridden with ``section__key``,
     ``results_dir`` the chapter's folder and ``profile_dir`` the profile's (``results/<profile>``),
     where models and predictions shared by chapters live. ``record`` is what ``parameters.json``
-    will hold: it is written only when the chapter succeeds (``o365lib.book.records``).
+    will hold: it is written only when the chapter succeeds (``o365lib.book.run.records``).
     """
 
     chapter: str
@@ -184,7 +184,7 @@ def setup_chapter(chapter: str, *, profile: str = "default", namespace: dict | N
     # tqdm.auto warns on every import in a kernel without ipywidgets; the bars are off in book runs
     warnings.filterwarnings("ignore", message="IProgress not found")
     ctx.results_dir.mkdir(parents=True, exist_ok=True)
-    from o365lib.book.cache import init_distributed
+    from o365lib.book.artefacts.resolver import init_distributed
 
     init_distributed(ctx.device)
     return ctx

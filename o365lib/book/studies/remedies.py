@@ -1,8 +1,8 @@
 """Steps of the ByteDance talk's two long-tail remedies: class-range experts (chapter 3) and resampling (chapter 4).
 
-Each function trains or loads what it needs (``o365lib.book.models``), one random seed at a time,
+Each function trains or loads what it needs (``o365lib.book.artefacts.models``), one random seed at a time,
 so chapters 3 and 4 run alone; the ``*_study`` functions run every seed of the profile and return
-per-seed metrics, paired by seed, for ``o365lib.book.compare``.
+per-seed metrics, paired by seed, for ``o365lib.book.present.comparisons``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from o365lib import data as odata
-from o365lib.book import cache, datasets, models, predictions
+from o365lib.book.artefacts import datasets, models, predictions, resolver
 from o365lib.evaluation import ap_by_rank_range
 
 #: The talk's two expert ranges, in the order it merged them.
@@ -93,7 +93,7 @@ def merged_results(ctx, general: predictions.LazyResults, experts: list, *, stra
     settings = {"merge": strategy, "max_dets": cap, "ranges": [sorted(ids) for ids, _ in experts]}
     if calibration is not None:
         settings["calibration"] = {"norcal_gamma": calibration["norcal_gamma"],
-                                   "class_counts": cache.key_of(sorted(calibration["class_counts"].items()))}
+                                   "class_counts": resolver.key_of(sorted(calibration["class_counts"].items()))}
     return predictions.LazyResults.derived(
         lambda: merge_experts(scored(general), [(ids, scored(r)) for ids, r in experts], strategy=strategy,
                               max_dets=cap),
@@ -180,7 +180,7 @@ def resampling_budget(ctx) -> dict:
 def ensure_resampled(ctx, name: str, *, seed: int, base: models.ModelRun, loss: dict | None = None,
                      classifier_start: str | None = None) -> models.ModelRun:
     """A general model fine-tuned with one sampler, common budget; ``loss``: ``build_detector`` arguments of a
-    classification loss (``o365lib.book.beyond.loss_spec``), default softmax cross-entropy, whose classifier
+    classification loss (``o365lib.book.studies.beyond.loss_spec``), default softmax cross-entropy, whose classifier
     starts as ``classifier_start`` says (``models.ensure_model``)."""
     label = f"resample-{name}" + (f"-{loss['class_loss']}" if loss else "")
     return models.ensure_model(ctx, label, seed=seed, init=base, sampler={"name": name, **sampler_options(ctx, name)},
@@ -201,9 +201,9 @@ def resampling_study(ctx, names) -> dict:
 # ------------------------------------------------------------------------- expert effects (paired)
 def expert_effects(ctx, study: dict, *, first: str, second: str) -> list:
     """The chapter's paired effects ``[(label, Effect)]``: expert vs general on its range, and each merge step."""
-    from o365lib.book.compare import paired_effect
-    from o365lib.book.summaries import values
-    from o365lib.book.talk import TALK_EFFECTS
+    from o365lib.book.present.comparisons import paired_effect
+    from o365lib.book.present.seed_stats import values
+    from o365lib.book.present.talk import TALK_EFFECTS
 
     on_range = [range_ap(ctx, m, first) for m in study["general"]], [range_ap(ctx, m, first) for m in study["expert"]]
     tail = first == "301-365"
@@ -230,7 +230,7 @@ def classes_improved(ctx, study: dict, *, first: str) -> list[int]:
 
 def cap_rows(study: dict, *, first: str) -> list[tuple]:
     """Range AP of the expert alone and merged, under the per-image cap and under fixed AP."""
-    from o365lib.book.summaries import values
+    from o365lib.book.present.seed_stats import values
 
     return [(f"expert alone, AP ranks {first}", values(study["expert"], "mAP", first), None),
             (f"merged, AP ranks {first}", values(study["merged_two"], "mAP", first), None),
@@ -240,13 +240,13 @@ def cap_rows(study: dict, *, first: str) -> list[tuple]:
 
 def expert_sentence(ctx, study: dict, effects: list, *, first: str) -> str:
     """Plain words for the expert effect and the merge, with the verdicts of their intervals."""
-    from o365lib.book.summaries import seed_stat
+    from o365lib.book.present.seed_stats import seed_stat
 
     (_, on_range), (_, merge1), (_, merge2), _ = effects
     improved = seed_stat(classes_improved(ctx, study, first=first))
     n = study["expert"][0]["ranges"].get(first, {}).get("num_classes") if first in study["expert"][0]["ranges"] \
         else len(datasets.range_category_ids(ctx, first))
-    from o365lib.book.compare import interval_text
+    from o365lib.book.present.comparisons import interval_text
 
     return (f"Over {on_range.n} paired seeds the expert changes the AP of ranks {first} by "
             f"**{on_range.diff_mean:+.1f}** (95% interval {interval_text(on_range.ci_low, on_range.ci_high)}): "
@@ -258,7 +258,7 @@ def expert_sentence(ctx, study: dict, effects: list, *, first: str) -> str:
 
 def expert_summary(ctx, study: dict, effects: list, *, first: str) -> dict:
     """The summary rows chapter 3 writes for the intro."""
-    from o365lib.book.summaries import seed_stat, values
+    from o365lib.book.present.seed_stats import seed_stat, values
 
     (_, on_range), _, (_, merge2), _ = effects
     rows = {f"{first} classes improved by expert": seed_stat(classes_improved(ctx, study, first=first))}
@@ -274,9 +274,9 @@ def expert_summary(ctx, study: dict, effects: list, *, first: str) -> dict:
 
 def resampling_effects(ctx, study: dict, *, control: str = "uniform") -> list:
     """Each sampler against the uniform control (same start, budget and seeds): tail AP and overall mAP."""
-    from o365lib.book.compare import paired_effect
-    from o365lib.book.summaries import TAIL, values
-    from o365lib.book.talk import TALK_EFFECTS
+    from o365lib.book.present.comparisons import paired_effect
+    from o365lib.book.present.seed_stats import TAIL, values
+    from o365lib.book.present.talk import TALK_EFFECTS
 
     effects = []
     for name, per_seed in study.items():
@@ -294,7 +294,7 @@ def resampling_effects(ctx, study: dict, *, control: str = "uniform") -> list:
 
 def resampling_rows(ctx, study: dict) -> list[tuple]:
     """Per sampler: mAP, each range's AP and the tail's zero-AP count (per-seed values)."""
-    from o365lib.book.summaries import TAIL, values
+    from o365lib.book.present.seed_stats import TAIL, values
 
     rows = []
     for name, per_seed in study.items():
@@ -305,7 +305,7 @@ def resampling_rows(ctx, study: dict) -> list[tuple]:
 
 
 def resampling_summary(study: dict, effects: list) -> dict:
-    from o365lib.book.summaries import TAIL, seed_stat, values
+    from o365lib.book.present.seed_stats import TAIL, seed_stat, values
 
     verdicts = dict(effects)
     out = {}
