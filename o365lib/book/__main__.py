@@ -5,7 +5,10 @@
 - ``sync``: bring each ``book/NN_*.py`` and its ``.ipynb`` in line, strip outputs.
 - ``check-pairs``: fail when a pair differs or a committed notebook has outputs (CI).
 - ``train --profile P --what baseline [--seed S]``: train (or find) models outside the book, e.g. under
-  ``torchrun --nproc_per_node N -m o365lib.book train ...`` on GPUs (``--what list`` names the choices).
+  ``torchrun --nproc_per_node N -m o365lib.book train ...`` on GPUs (``--what list`` names the choices;
+  chapter 7's models: ``--what beyond --row Seesaw`` or ``--row all``).
+- ``plan --profile P [--chapters 02 03]``: before anything trains, list every artefact the chapters
+  need, which exist already, and how long the others took the last time they were made.
 - ``check-data --profile P``: validate the profile's data files end to end before a multi-day run.
 """
 
@@ -14,8 +17,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from o365lib.book.artefacts import models
-from o365lib.book.studies import accuracy_tricks, remedies
+from o365lib.book import routes
+from o365lib.book.artefacts import datasets
+from o365lib.book.artefacts.plan import plan_artefacts, plan_text
+from o365lib.book.config.profiles import chapter_parameters, load_profile, profile_path, project_root
+from o365lib.book.run import notebooks, records, runner
+from o365lib.book.run.chapter import setup_chapter
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--classes", help="class-rank range for --what expert, e.g. 301-365")
     train.add_argument("--sampler", help="sampler for --what resampled, e.g. head_downsample")
     train.add_argument("--init", choices=("backbone", "full"), help="initialisation for --what tiny")
+    train.add_argument("--row", help="chapter 7's row for --what beyond, e.g. Seesaw, or all")
     train.add_argument("--seed", type=int, help="one random seed (default: every seed of the profile)")
+    plan = sub.add_parser("plan", help="list the artefacts chapters need, which exist, and their last cost")
+    plan.add_argument("--profile", default="default")
+    plan.add_argument("--chapters", nargs="*", help="chapter numbers or names (default: all)")
     check = sub.add_parser("check-data", help="validate a profile's data files end to end before a long run")
     check.add_argument("--profile", default="default")
     check.add_argument("--sample", type=int, default=200, help="images decoded per split (all are stat-checked)")
@@ -49,56 +60,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _seeds(ctx, args) -> list[int]:
-    return [args.seed] if args.seed is not None else ctx.seeds
-
-
-def _need(args, name: str) -> str:
-    value = getattr(args, name)
-    if not value:
-        raise SystemExit(f"train --what {args.what} needs --{name}")
-    return value
-
-
-#: What ``train --what`` can train or find: name -> (description, function(ctx, args) -> list of runs).
-TRAIN_COMMANDS = {
-    "backbone": ("the baseline's pretrained backbone (generated classes disjoint from the detection classes)",
-                 lambda ctx, args: [models.baseline_backbone(ctx)]),
-    "baseline": ("the chapter 2 baseline, every seed (or --seed)",
-                 lambda ctx, args: [models.ensure_baseline(ctx, s) for s in _seeds(ctx, args)]),
-    "expert": ("an expert fine-tuned on --classes (e.g. 301-365) from the baseline",
-               lambda ctx, args: [remedies.ensure_expert(ctx, _need(args, "classes"), seed=s,
-                                                         base=models.ensure_baseline(ctx, s)) for s in _seeds(ctx, args)]),
-    "resampled": ("the baseline fine-tuned with --sampler (uniform, repeat_factor, class_aware, head_downsample)",
-                  lambda ctx, args: [remedies.ensure_resampled(ctx, _need(args, "sampler"), seed=s,
-                                                               base=models.ensure_baseline(ctx, s)) for s in _seeds(ctx, args)]),
-    "pretrained": ("the baseline recipe from the better pretrained backbone",
-                   lambda ctx, args: [accuracy_tricks.ensure_pretrained(ctx, s) for s in _seeds(ctx, args)]),
-    "multiscale": ("the pretrained recipe with multi-scale training",
-                   lambda ctx, args: [accuracy_tricks.ensure_multiscale(ctx, s) for s in _seeds(ctx, args)]),
-    "tiny": ("a tiny-track model, --init backbone or full",
-             lambda ctx, args: [accuracy_tricks.ensure_tiny(ctx, seed=s, init=args.init or "full") for s in _seeds(ctx, args)]),
-}
-
-
 def _train(args) -> int:
-    from o365lib.book import setup_chapter
-
     if args.what == "list":
-        for name, (text, _) in TRAIN_COMMANDS.items():
+        for name, (text, _) in routes.TRAIN_COMMANDS.items():
             print(f"{name:12s} {text}")
         return 0
-    if args.what not in TRAIN_COMMANDS:
-        raise SystemExit(f"unknown --what {args.what!r}; known: {sorted(TRAIN_COMMANDS)} (or list)")
+    if args.what not in routes.TRAIN_COMMANDS:
+        raise SystemExit(f"unknown --what {args.what!r}; known: {sorted(routes.TRAIN_COMMANDS)} (or list)")
     ctx = setup_chapter(f"train_{args.what}", profile=args.profile)
-    for run in TRAIN_COMMANDS[args.what][1](ctx, args):
+    options = {"seed": args.seed, "classes": args.classes, "sampler": args.sampler, "init": args.init, "row": args.row}
+    for run in routes.TRAIN_COMMANDS[args.what][1](ctx, **options):
         print(f"[o365book] {args.what}: {getattr(run, 'checkpoint', run)}")
     return 0
 
 
+def _plan(args) -> int:
+    root = project_root()
+    selected = runner.select_chapters(notebooks.chapter_sources(root / "book"), args.chapters)
+    walks = []
+    for source in selected:
+        chapter = source.stem
+        ctx = setup_chapter(chapter, profile=args.profile, **dict.fromkeys(chapter_parameters(chapter, root=root)))
+        walk = routes.CHAPTER_MODELS.get(chapter, datasets.ensure_dataset)
+        walks.append((chapter, lambda ctx=ctx, walk=walk: (datasets.ensure_dataset(ctx), walk(ctx))))
+    profile_dir = load_profile(args.profile, root=root).results_dir
+    print(plan_text(plan_artefacts(profile_dir, walks), profile_dir=profile_dir))
+    return 0
+
+
 def _check_data(args) -> int:
-    from o365lib.book import setup_chapter
-    from o365lib.book.artefacts import datasets
     from o365lib.data.check import check_dataset
 
     ctx = setup_chapter("check_data", profile=args.profile)
@@ -119,14 +109,9 @@ def main(argv: list[str] | None = None) -> int:
                                output_root=args.output_root, keep_going=args.keep_going,
                                log_output=args.log_output)
     if args.command == "build":
-        from o365lib.book.config.profiles import profile_path
-
         root = project_root()
         executed = root / "_build" / "executed" / profile_path(args.profile, root=root).stem
-        from o365lib.book.config.profiles import load_profile
-        from o365lib.book.run.records import failed_chapters
-
-        for chapter, record in failed_chapters(load_profile(args.profile, root=root).results_dir).items():
+        for chapter, record in records.failed_chapters(load_profile(args.profile, root=root).results_dir).items():
             print(f"[o365book] the latest run of chapter {chapter} FAILED ({record.get('when', '?')}): "
                   f"{record.get('error', '')[:300]}\n  its page shows the last good run", file=sys.stderr)
         result = runner.build_html(root=root, executed_dir=executed, strict=not args.no_strict)
@@ -144,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if problems else 0
     if args.command == "train":
         return _train(args)
+    if args.command == "plan":
+        return _plan(args)
     if args.command == "check-data":
         return _check_data(args)
     raise AssertionError(args.command)

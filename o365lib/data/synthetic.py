@@ -50,6 +50,7 @@ __all__ = [
     "SyntheticPaths",
     "SyntheticPlan",
     "SyntheticProfile",
+    "dataset_is_current",
     "dump_json",
     "make_dataset",
     "plan_dataset",
@@ -158,6 +159,14 @@ def _cache_ok(paths: SyntheticPaths, *, profile: str, seed: int, params: dict) -
         return sizes == manifest["images"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
+
+
+def dataset_is_current(out_dir: str | Path, *, profile: str = "default", seed: int = 0) -> bool:
+    """True when ``out_dir`` holds the complete data set :func:`make_dataset` would make with these arguments."""
+    if profile not in PROFILES:
+        return False
+    return _cache_ok(SyntheticPaths.under(Path(out_dir).resolve()), profile=profile, seed=seed,
+                     params=asdict(PROFILES[profile]))
 
 
 def make_dataset(

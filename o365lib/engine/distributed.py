@@ -105,6 +105,15 @@ def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
             dist.broadcast(buffer.data, src=0)
 
 
-def barrier(info: DistInfo) -> None:
-    if info.distributed:
+def barrier(info: DistInfo | None = None) -> None:
+    """Wait for every process: of ``info``'s group, or (``None``) of the default group when one is joined."""
+    if info is not None:
+        if info.distributed:
+            dist.barrier()
+    elif dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def env_rank() -> int:
+    """This process's rank under torchrun (0 without it)."""
+    return env_world()[0]

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 import o365lib.book
-from o365lib.book.artefacts import datasets, models, predictions, resolver
+from o365lib.book.artefacts import datasets, keys, models, predictions
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +44,10 @@ def _ctx(**namespace):
 def test_content_hash_follows_the_bytes(tmp_path):
     path = tmp_path / "a.json"
     path.write_text("[1]")
-    first = resolver.content_hash(path)
+    first = keys.content_hash(path)
     path.write_text("[2]")
-    assert resolver.content_hash(path) != first
-    assert resolver.key_of({"a": 1, "b": [2]}) == resolver.key_of({"b": [2], "a": 1})
+    assert keys.content_hash(path) != first
+    assert keys.key_of({"a": 1, "b": [2]}) == keys.key_of({"b": [2], "a": 1})
 
 
 def test_an_edited_annotation_file_is_a_new_model(coco_project):

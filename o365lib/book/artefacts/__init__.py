@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("resolver", "datasets", "models", "predictions",)
+MODULES = ("keys", "resolver", "datasets", "backbones", "models", "predictions", "plan")
 
 
 def __getattr__(name):

@@ -1,6 +1,6 @@
 """The profile's data as the chapters see it: splits, class ranking, derived training sets.
 
-``ensure_dataset`` generates the synthetic data (rank 0 only under torchrun) or points at the user's
+``ensure_dataset`` generates the synthetic data (through the resolver: rank 0 makes) or points at the user's
 COCO / Objects365 files; ``load_split`` loads and validates one split (cached in-process by the
 file's *content*, so an edited file is reloaded); ``ranking`` ranks classes by training instances;
 ``derived_set`` writes a training set derived from a split (e.g. an expert's subset) under a key
@@ -14,6 +14,9 @@ from pathlib import Path
 
 from o365lib import data as odata
 from o365lib.book.artefacts import resolver
+from o365lib.book.artefacts.keys import content_hash, key_of
+from o365lib.book.config.mapping import to_mapping
+from o365lib.data.synthetic import SyntheticPaths, dataset_is_current, make_dataset
 from o365lib.io import write_json
 
 SPLITS = ("train", "val", "test", "tiny_train", "tiny_val", "tiny_test")
@@ -35,23 +38,20 @@ _RANKINGS: dict[str, dict] = {}
 
 def ensure_dataset(ctx) -> DataSplits:
     """The profile's data: generated (synthetic source, cached on disk) or the user's COCO files."""
-    from o365lib.book.config.mapping import to_mapping
-
-    key = resolver.key_of(to_mapping(ctx.cfg.data))
+    key = key_of(to_mapping(ctx.cfg.data))
     if key not in _DATASETS:
-        _DATASETS[key] = _resolve_dataset(ctx.cfg.data)
+        _DATASETS[key] = _resolve_dataset(ctx.cfg.data, profile_dir=ctx.profile_dir)
     return _DATASETS[key]
 
 
-def _resolve_dataset(cfg) -> DataSplits:
+def _resolve_dataset(cfg, *, profile_dir) -> DataSplits:
     if cfg.source == "synthetic":
-        from o365lib.data.synthetic import SyntheticPaths, make_dataset
-
         root = Path(cfg.root)
-        if resolver.is_main_process():
-            make_dataset(root, profile=cfg.synthetic_profile, seed=int(cfg.generator_seed))
-        resolver.barrier()
+        options = {"profile": cfg.synthetic_profile, "seed": int(cfg.generator_seed)}
         paths = SyntheticPaths.under(root.resolve())
+        resolver.resolve(profile_dir, kind="data", name=f"synthetic-{cfg.synthetic_profile}", path=paths.manifest,
+                         make=lambda: make_dataset(root, **options), cheap=True,
+                         exists=lambda _: dataset_is_current(root, **options))
         files = {split: Path(getattr(paths, split)) for split in SPLITS}
         return DataSplits(files=files, image_roots={split: Path(paths.images) for split in SPLITS}, source="synthetic")
     files, roots = {}, {}
@@ -73,12 +73,12 @@ def split_file(ctx, split: str) -> Path:
 
 def split_hash(ctx, split: str) -> str:
     """Content hash of a split's annotation file (part of every key that depends on it)."""
-    return resolver.content_hash(split_file(ctx, split))
+    return content_hash(split_file(ctx, split))
 
 
 def load_coco_file(path: Path, *, image_root: Path, data) -> object:
     """``o365lib.data.load_coco`` with the profile's data checks (``data``: its DataSection), cached by content."""
-    key = (str(path), resolver.content_hash(path), str(image_root), data.box_policy, data.check_images, data.duplicates)
+    key = (str(path), content_hash(path), str(image_root), data.box_policy, data.check_images, data.duplicates)
     if key not in _SPLITS:
         _SPLITS[key] = odata.load_coco(path, image_root=image_root, box_policy=data.box_policy,
                                        check_images=data.check_images, duplicates=data.duplicates)
@@ -117,7 +117,7 @@ def derived_set(ctx, name: str, build, *, split: str = "train", depends: dict) -
     shapes the subset), so an edited source or option never reuses an old subset. ``build`` runs on
     rank 0 only.
     """
-    key = resolver.key_of({"source": split_hash(ctx, split), **depends})
+    key = key_of({"source": split_hash(ctx, split), **depends})
     path = Path(ctx.profile_dir) / "sets" / f"{name}-{key}.json"
-    resolver.produce(path, build, write=lambda value, p: write_json(p, value, indent=None), read=lambda p: p)
-    return path
+    return resolver.resolve(ctx.profile_dir, kind="data", name=name, path=path, make=build, cheap=True,
+                            write=lambda value, p: write_json(p, value, indent=None))

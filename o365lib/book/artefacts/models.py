@@ -1,16 +1,13 @@
-"""Train-or-load steps for models: pretrained backbones and detectors, keyed by what determines them.
+"""Detectors as artefacts: planned (named and keyed) without training, then found or trained.
 
-- :func:`ensure_backbone`: the synthetic profiles' stand-in for ImageNet weights, a backbone
-  pretrained on generated classes disjoint from the detection classes (an explicit step, never a
-  side effect of building a model);
-- :func:`baseline_backbone`: the profile's backbone initialisation (a weights file, or that
-  pretraining, or none);
+- :func:`plan_model`: the :class:`ModelRun` a specification names, nothing trained;
 - :func:`ensure_model`: a detector trained with one random seed, unless the same specification was
   trained before. Its folder ``models/<name>-s<seed>-<key>`` is keyed by the model and training
   settings, the random seed, the *content* of the training set, the initial weights (content hash, or the
   key of the model they come from), the sampler and the classification loss.
 
-A found ``final.pt`` is verified to load before it is reused; a truncated file is an error naming it.
+A found ``final.pt`` is verified to load before it is reused (the resolver's ``verify``); a truncated
+file is an error naming it. Backbone initialisations are in :mod:`.backbones`.
 """
 
 from __future__ import annotations
@@ -20,7 +17,12 @@ from pathlib import Path
 
 from o365lib import data as odata
 from o365lib.book.artefacts import datasets, resolver
+from o365lib.book.artefacts.backbones import baseline_backbone, existing_file
+from o365lib.book.artefacts.keys import content_hash, key_of
+from o365lib.engine import TrainConfig
+from o365lib.engine.config import OPERATIONAL_FIELDS
 from o365lib.io import write_json
+from o365lib.modeling.build import PRESETS, preset_of
 from o365lib.progress import progress_enabled
 
 
@@ -55,53 +57,6 @@ class ModelRun:
         return self.dir.name
 
 
-# ------------------------------------------------------------------------------ backbones
-def ensure_backbone(ctx, *, crops_per_class: int, crop_size: int, epochs: int, lr: float) -> Path:
-    """Backbone weights pretrained as a classifier of generated crops of classes disjoint from the 365.
-
-    Trained once per specification (rank 0), kept under ``models/pretrained-backbone-<key>/``. The
-    pretraining is one fixed artefact like ImageNet weights: it does not vary with the detector seeds.
-    """
-    from o365lib.data.synthetic import GENERATOR_VERSION
-    from o365lib.modeling.backbones import build_body
-    from o365lib.pretrain import pretrain_backbone, render_crops, save_backbone
-
-    spec = {"backbone": ctx.cfg.model.backbone, "crops": int(crops_per_class), "size": int(crop_size),
-            "epochs": int(epochs), "lr": float(lr), "generator": GENERATOR_VERSION}
-    out = Path(ctx.profile_dir) / "models" / f"pretrained-backbone-{resolver.key_of(spec)}"
-
-    def build():
-        images, labels, _ = render_crops(num_per_class=spec["crops"], size=spec["size"], seed=0)
-        body, channels = build_body(spec["backbone"], norm="bn", dcn=False)
-        history = pretrain_backbone(body, images, labels, channels=channels[-1], epochs=spec["epochs"],
-                                    lr=spec["lr"], seed=0, device=ctx.device, progress=progress_enabled())
-        return body, history
-
-    def write(value, path):
-        body, history = value
-        write_json(out / "history.json", {"spec": spec, **history})
-        save_backbone(body, path)
-
-    return resolver.produce(out / "backbone.pt", build, write=write, read=lambda p: p)
-
-
-def baseline_backbone(ctx) -> Path | None:
-    """The profile's backbone initialisation: ``model.backbone_weights``, else ``model.pretrain``, else none."""
-    model = ctx.cfg.model
-    if model.backbone_weights:
-        return _existing(model.backbone_weights, key="model.backbone_weights", ctx=ctx)
-    if model.pretrain is not None:
-        return ensure_backbone(ctx, **asdict(model.pretrain))
-    return None
-
-
-def _existing(path, *, key: str, ctx) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"profile {ctx.profile!r}: {key} {path} does not exist")
-    return path
-
-
 def detector_kwargs(ctx, *, backbone_weights: Path | None, **overrides) -> dict:
     """Keyword arguments of ``build_detector`` from the profile's model section."""
     m = ctx.cfg.model
@@ -116,8 +71,6 @@ def detector_kwargs(ctx, *, backbone_weights: Path | None, **overrides) -> dict:
 def train_config(ctx, *, seed: int, epochs: float | None = None, iterations: int | None = None,
                  lr: float | None = None, scales: list[int] | None = None):
     """``TrainConfig`` from the profile's train section; a budget, lr or scales may be replaced."""
-    from o365lib.engine import TrainConfig
-
     t = ctx.cfg.train
     if iterations is None and epochs is None:
         epochs = t.epochs
@@ -140,9 +93,6 @@ def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Pa
     Arguments as :func:`ensure_model`. The run's folder ``models/<name>-s<seed>-<key>`` is keyed by
     the spec: settings, seed, the *content* of the training set and of the initial weights.
     """
-    from o365lib.engine.config import OPERATIONAL_FIELDS
-    from o365lib.modeling.build import PRESETS, preset_of
-
     source = Path(train_set) if train_set is not None else datasets.split_file(ctx, split)
     coco = datasets.load_coco_file(source, image_root=datasets.ensure_dataset(ctx).image_roots[split],
                                    data=ctx.cfg.data)
@@ -152,21 +102,28 @@ def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Pa
     else:
         kwargs = detector_kwargs(ctx, backbone_weights=backbone_weights, **(detector_overrides or {}))
     config = train_config(ctx, seed=seed, **(budget or {}))
-    init_key = init.key if isinstance(init, ModelRun) else resolver.content_hash(init) if init is not None else None
+    init_key = init.key if isinstance(init, ModelRun) else _file_key(init) if init is not None else None
     spec = {
         "name": name, "seed": int(seed), "model": {k: str(v) if k == "backbone_weights" else v for k, v in kwargs.items()},
         # the preset's values (anchors, levels, RoI mapping...) are part of the model: a change retrains
-        "preset": resolver.key_of(PRESETS[preset_of(kwargs["backbone"], kwargs.get("preset"))]),
-        "backbone_weights": resolver.content_hash(backbone_weights) if backbone_weights else None,
+        "preset": key_of(PRESETS[preset_of(kwargs["backbone"], kwargs.get("preset"))]),
+        "backbone_weights": _file_key(backbone_weights) if backbone_weights else None,
         "num_classes": coco.label_map.num_classes,
         "train": {k: v for k, v in asdict(config).items() if k not in OPERATIONAL_FIELDS},
-        "data": resolver.content_hash(source), "sampler": sampler, "init": init_key, "init_prefixes": list(init_prefixes),
+        "data": content_hash(source), "sampler": sampler, "init": init_key, "init_prefixes": list(init_prefixes),
     }
     if classifier_start is not None:
         spec["classifier_start"] = classifier_start
-    run = ModelRun(name=name, seed=int(seed), dir=Path(ctx.profile_dir) / "models" / f"{name}-s{seed}-{resolver.key_of(spec)}",
+    run = ModelRun(name=name, seed=int(seed), dir=Path(ctx.profile_dir) / "models" / f"{name}-s{seed}-{key_of(spec)}",
                    category_ids=tuple(coco.label_map.category_ids), detector_kwargs=kwargs)
     return run, spec, coco, config
+
+
+def _file_key(path) -> str:
+    """A weights file's content hash; while planning, a stand-in for one not made yet (its models are missing too)."""
+    if resolver.is_planning() and not Path(path).exists():
+        return "unmade-" + key_of(str(path))
+    return content_hash(path)
 
 
 def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = None, init_prefixes: tuple = (),
@@ -182,53 +139,67 @@ def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = No
     starts fresh or from the start's softmax classifier (``o365lib.modeling.transfer.start_new_classifiers``).
     Every process trains (DDP under torchrun); rank 0 writes.
     """
-    from o365lib.engine import train
 
     run, spec, coco, config = plan_model(ctx, name, seed=seed, init=init, init_prefixes=init_prefixes,
                                          sampler=sampler, classifier_start=classifier_start, **plan)
-    if run.checkpoint.exists():
-        verify_checkpoint(run)
-        return run
+    return resolver.resolve(
+        ctx.profile_dir, kind="model", name=f"{name}-s{seed}", path=run.checkpoint, every_rank_makes=True,
+        make=lambda: _train_model(ctx, run, spec=spec, coco=coco, config=config, init=init,
+                                  init_prefixes=init_prefixes, sampler=sampler, classifier_start=classifier_start),
+        verify=lambda _: verify_checkpoint(run), read=lambda _: run, planned=run)
+
+
+def _train_model(ctx, run: ModelRun, *, spec: dict, coco, config, init, init_prefixes: tuple, sampler: dict | None,
+                 classifier_start: str | None) -> None:
+    """Train ``run`` (every process; rank 0 writes ``spec.json``, ``init.json``, the checkpoint, ``cost.json``)."""
+    from o365lib.data import DetectionDataset
+    from o365lib.engine import train
+
     if resolver.is_main_process():
         write_json(run.dir / "spec.json", spec)
     model = build_model(run, load=False)
     if init is not None:
-        from o365lib.modeling.transfer import init_detector_weights, read_weights_file, transfer_weights
-
-        if isinstance(init, ModelRun):  # our own model: tensors copied, classifier rows mapped by category id
-            source = init.checkpoint
-            start_loss = init.detector_kwargs.get("class_loss", "softmax")
-            if run.detector_kwargs.get("class_loss", "softmax") != start_loss:
-                # another classification loss (Seesaw, EQLv2, Federated): everything else (backbone, RPN,
-                # box heads, regressors) is the start's; the classifier starts fresh, as in the papers, or
-                # ``classifier_start="converted"`` from the start's softmax rows where the loss has a counterpart
-                from o365lib.modeling.transfer import start_new_classifiers
-
-                source = start_new_classifiers(model, read_weights_file(init.checkpoint)[0],
-                                               convert=classifier_start == "converted" and start_loss == "softmax")
-            report = transfer_weights(model, source, source_label_map=init.label_map,
-                                      target_label_map=coco.label_map, prefixes=tuple(init_prefixes))
-        else:  # a detector file (mmdet, ours or torchvision): classifier rows copied for same-named classes
-            categories = sorted(coco.dataset["categories"], key=lambda c: c["id"])
-            report = init_detector_weights(model, Path(init), target_categories=categories)
+        report = _initialise(model, run, init=init, coco=coco, init_prefixes=init_prefixes,
+                             classifier_start=classifier_start)
         if resolver.is_main_process():
             write_json(run.dir / "init.json", report)
-    from o365lib.data import DetectionDataset
-
     dataset = DetectionDataset(coco, cache_images=True)
     sampler_obj = None
     if sampler:
         from o365lib.longtail import build_sampler
 
         options = {k: v for k, v in sampler.items() if k != "name"}
-        sampler_obj = build_sampler(sampler["name"], dataset.image_category_ids(), seed=int(seed), **options)
+        sampler_obj = build_sampler(sampler["name"], dataset.image_category_ids(), seed=run.seed, **options)
     result = train(model, dataset, config=config, out_dir=run.dir, sampler=sampler_obj, device=ctx.device,
                    resume=True)
     if resolver.is_main_process():  # the training cost of this call (a resumed run: its last part)
         write_json(run.dir / "cost.json", {"seconds": result.seconds, "images_per_s": result.images_per_s,
                                            "iterations": result.iterations})
-    verify_checkpoint(run)
-    return run
+
+
+def _initialise(model, run: ModelRun, *, init, coco, init_prefixes: tuple, classifier_start: str | None) -> dict:
+    """Copy the start's weights into ``model``; the transfer report."""
+    from o365lib.modeling.transfer import (
+        init_detector_weights,
+        read_weights_file,
+        start_new_classifiers,
+        transfer_weights,
+    )
+
+    if not isinstance(init, ModelRun):  # a detector file (mmdet, ours or torchvision): rows of same-named classes
+        categories = sorted(coco.dataset["categories"], key=lambda c: c["id"])
+        return init_detector_weights(model, Path(init), target_categories=categories)
+    # our own model: tensors copied, classifier rows mapped by category id
+    source = init.checkpoint
+    start_loss = init.detector_kwargs.get("class_loss", "softmax")
+    if run.detector_kwargs.get("class_loss", "softmax") != start_loss:
+        # another classification loss (Seesaw, EQLv2, Federated): everything else (backbone, RPN, box heads,
+        # regressors) is the start's; the classifier starts fresh, as in the papers, or
+        # ``classifier_start="converted"`` from the start's softmax rows where the loss has a counterpart
+        source = start_new_classifiers(model, read_weights_file(init.checkpoint)[0],
+                                       convert=classifier_start == "converted" and start_loss == "softmax")
+    return transfer_weights(model, source, source_label_map=init.label_map, target_label_map=coco.label_map,
+                            prefixes=tuple(init_prefixes))
 
 
 def verify_checkpoint(run: ModelRun) -> None:
@@ -255,7 +226,7 @@ def ensure_baseline(ctx, seed: int) -> ModelRun:
     With ``model.weights`` (e.g. an mmdet COCO checkpoint) the detector starts from those weights.
     """
     weights = ctx.cfg.model.weights
-    init = _existing(weights, key="model.weights", ctx=ctx) if weights else None
+    init = existing_file(weights, key="model.weights", ctx=ctx) if weights else None
     return ensure_model(ctx, "baseline", seed=seed, backbone_weights=baseline_backbone(ctx), init=init)
 
 

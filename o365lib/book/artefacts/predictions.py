@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from o365lib.book.artefacts import datasets, resolver
+from o365lib.book.artefacts.keys import content_hash, key_of
 from o365lib.book.artefacts.models import ModelRun, build_model
+from o365lib.data import DetectionDataset
+from o365lib.data.coco import read_json
+from o365lib.engine import predict
+from o365lib.evaluation import evaluate
+from o365lib.evaluation import fixed_ap as fixed_ap_metrics
 from o365lib.io import write_json
 
 TRACK_TRAIN = {"full": "train", "tiny": "tiny_train"}
@@ -48,7 +54,7 @@ class LazyResults:
     @classmethod
     def of_file(cls, path: Path) -> LazyResults:
         """A results file, keyed by its content hash (no JSON parsing)."""
-        return cls(key=f"file-{resolver.content_hash(path)}", make=lambda: resolver.read_json(path))
+        return cls(key=f"file-{content_hash(path)}", make=lambda: read_json(path))
 
     @classmethod
     def derived(cls, make: Callable[[], list], *, inputs, settings: dict, code: tuple = ()) -> LazyResults:
@@ -64,8 +70,8 @@ class LazyResults:
                 return [keys(i) for i in item]
             return item
 
-        sources = [f"{fn.__module__}.{fn.__qualname__}:{resolver.content_hash(inspect.getsourcefile(fn))}" for fn in code]
-        return cls(key=resolver.key_of({"inputs": keys(inputs), "settings": settings, "code": sources}, length=16),
+        sources = [f"{fn.__module__}.{fn.__qualname__}:{content_hash(inspect.getsourcefile(fn))}" for fn in code]
+        return cls(key=key_of({"inputs": keys(inputs), "settings": settings, "code": sources}, length=16),
                    make=make)
 
 
@@ -88,12 +94,9 @@ def lazy_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None
     ``{"norcal_gamma", "class_counts"}`` applies NorCal to the model's class probabilities before
     thresholding and NMS (``o365lib.calibration``).
     """
-    from o365lib.data import DetectionDataset
-    from o365lib.engine import predict
-
     ev = ctx.cfg.eval
     cap = results_cap(ctx)
-    key = resolver.key_of({"split": datasets.split_hash(ctx, split), "score_threshold": ev.score_threshold,
+    key = key_of({"split": datasets.split_hash(ctx, split), "score_threshold": ev.score_threshold,
                         "max_dets": cap, "tta": tta, "calibration": calibration})
     path = Path(ctx.profile_dir) / "predictions" / run.key / f"{split}-{key}.json"
     split_ids = _check_categories(ctx, run, split)
@@ -118,8 +121,9 @@ def lazy_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None
             results = predict(model, dataset, **common)
         return [r for r in results if r["category_id"] in split_ids]
 
-    return LazyResults.of_file(resolver.produce(path, build, write=lambda value, p: write_json(p, value, indent=None),
-                                             read=lambda p: p))
+    return LazyResults.of_file(resolver.resolve(ctx.profile_dir, kind="predictions", name=f"{run.key}/{split}",
+                                                path=path, make=build,
+                                                write=lambda value, p: write_json(p, value, indent=None)))
 
 
 def cap_per_image(results: list, max_dets: int) -> list:
@@ -141,13 +145,11 @@ def evaluate_results(ctx, results: list | LazyResults, *, split: str = "val", na
     when the metrics are not cached yet). Standard AP uses the top ``eval.max_dets`` results per image;
     fixed AP (Dave et al. 2021) all of ``results`` with the per-class top-K over the split.
     """
-    from o365lib.evaluation import evaluate
-
     ev = ctx.cfg.eval
     ranges = tuple(ev.ranges) if track == "full" else ("all",)
     train_split = TRACK_TRAIN[track]
     lazy = isinstance(results, LazyResults)
-    key = resolver.key_of({"results": results.key if lazy else resolver.key_of(results, length=16),
+    key = key_of({"results": results.key if lazy else key_of(results, length=16),
                         "split": datasets.split_hash(ctx, split), "train": datasets.split_hash(ctx, train_split),
                         "ranges": ranges, "max_dets": ev.max_dets, "fixed_ap": fixed_ap})
     path = Path(ctx.profile_dir) / "metrics" / f"{name}-{split}-{key}.json"
@@ -160,19 +162,11 @@ def evaluate_results(ctx, results: list | LazyResults, *, split: str = "val", na
         metrics = evaluate(gt, cap_per_image(detections, ev.max_dets), ranking=rank_of, train_gt=train,
                            ranges=ranges, max_dets=ev.max_dets)
         if fixed_ap:
-            metrics["fixed_ap"] = _fixed_ap(gt, detections, ranking=rank_of, ranges=ranges)
+            metrics["fixed_ap"] = fixed_ap_metrics(gt, detections, ranking=rank_of, ranges=ranges)
         return metrics
 
-    return resolver.produce(path, build, write=lambda value, p: write_json(p, value), read=resolver.read_json)
-
-
-def _fixed_ap(gt: dict, results: list, *, ranking: dict, ranges: tuple) -> dict:
-    from o365lib import evaluation
-
-    fixed = getattr(evaluation, "fixed_ap", None)
-    if fixed is None:  # pragma: no cover - the evaluation module always has it once merged
-        return {}
-    return fixed(gt, results, ranking=ranking, ranges=ranges)
+    return resolver.resolve(ctx.profile_dir, kind="metrics", name=f"{name}-{split}", path=path, make=build,
+                            write=lambda value, p: write_json(p, value), read=read_json)
 
 
 def model_metrics(ctx, run: ModelRun, *, split: str = "val", tta: dict | None = None, track: str = "full") -> dict:

@@ -1,60 +1,63 @@
-"""Artefact keys and the train-or-load rule: nothing is reused stale, nothing is computed twice.
+"""The one rule for every artefact: found and verified, else rank 0 makes it and the others wait.
 
-Every artefact a chapter reads (generated data, pretrained backbones, derived training sets, models,
-predictions, metrics) lives under ``results/<profile>/`` in a folder or file whose name ends in a
-key: a short hash of *everything that determines it*:
+:func:`resolve` is the only place that decides whether an artefact (data, a backbone, a derived
+training set, a model, predictions, metrics) is made. Under ``torchrun`` rank 0 makes and writes,
+the other ranks wait at a barrier and then read; training is the one exception, where every rank
+takes part (DDP) and rank 0 writes the checkpoint (``every_rank_makes=True``). A found artefact is
+verified (``verify``) before it is reused, so a truncated checkpoint is an error naming it.
 
-- the parameters that change what is computed (model and training settings, the random seed,
-  evaluation settings such as ``score_threshold`` and ``max_dets``, test-time augmentation);
-- the *content* of the data files (:func:`content_hash`, memoised by path, size and modification
-  time, so an edited annotation file is a new key even at the same path);
-- the content of initial weights (a file hash, or the key of the model they come from);
-- the generator's code version (it is part of the generated data's manifest, which is hashed).
+Each call is recorded (:data:`LEDGER`: kind, name, path, made, seconds). Made artefacts are also
+written to ``results/<profile>/artefacts.json`` (rank 0), which :mod:`.plan` reads to say how long
+an artefact took the last time it was made.
 
-So a changed setting or file gives a new key and a new artefact, and an unchanged one is found.
-
-Under ``torchrun`` every train-or-load step follows one rule (:func:`produce`): rank 0 computes and
-writes, the other ranks wait at a barrier and then read. Training itself is the exception: every
-rank trains (DDP) and rank 0 writes the checkpoint.
+:func:`planning` switches to a dry run: missing artefacts are listed, not made (unless ``cheap``,
+such as generated data and derived training sets, which the keys of the others need).
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import datetime
 import json
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from o365lib.book.artefacts.keys import content_hash, key_of  # noqa: F401 (re-exported for callers)
+
 T = TypeVar("T")
 
-_FILE_HASHES: dict[tuple[str, int, int], str] = {}
+#: Kinds of artefact, from the bottom of the graph to the top.
+KINDS = ("data", "backbone", "model", "predictions", "metrics")
+#: The record of made artefacts in a profile's results folder.
+TIMINGS_FILE = "artefacts.json"
 
 
-def key_of(obj: Any, *, length: int = 10) -> str:
-    """Short stable hash of a JSON-able object (sorted keys)."""
-    text = json.dumps(obj, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
+@dataclass(frozen=True)
+class Resolution:
+    """One :func:`resolve` call: what was asked for and whether it was made (and how long it took)."""
+
+    kind: str
+    name: str
+    path: str
+    made: bool
+    seconds: float
+    exists: bool = True  # False only while planning: the artefact is missing and was not made
 
 
-def content_hash(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes, memoised by (path, size, mtime) for the life of the process."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    memo = (str(path), stat.st_size, stat.st_mtime_ns)
-    if memo not in _FILE_HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-        _FILE_HASHES[memo] = digest.hexdigest()[:16]
-    return _FILE_HASHES[memo]
+#: Every resolution of this process, in order (the chapter's walk through the graph).
+LEDGER: list[Resolution] = []
+_PLANNING: list[bool] = []
 
 
 # -------------------------------------------------------------------------- processes (torchrun)
 def rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+    from o365lib.engine.distributed import env_rank
+
+    return env_rank()
 
 
 def is_main_process() -> bool:
@@ -72,28 +75,85 @@ def init_distributed(device: str) -> None:
 
 
 def barrier() -> None:
-    import torch.distributed as dist
+    from o365lib.engine.distributed import barrier as process_barrier
 
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+    process_barrier()
 
 
-def produce(path: str | os.PathLike, build: Callable[[], T], *, write: Callable[[T, Path], Any],
-            read: Callable[[Path], T], exists: Callable[[Path], bool] | None = None) -> T:
-    """The artefact at ``path``: read it if it exists, else rank 0 builds and writes it, then all read.
+# -------------------------------------------------------------------------- planning
+@contextlib.contextmanager
+def planning() -> Iterator[list[Resolution]]:
+    """Within this block :func:`resolve` makes nothing that is not cheap; yields the resolutions seen."""
+    start = len(LEDGER)
+    _PLANNING.append(True)
+    seen: list[Resolution] = []
+    try:
+        yield seen
+    finally:
+        _PLANNING.pop()
+        seen.extend(LEDGER[start:])
 
-    ``build`` must not use collectives (only rank 0 runs it). ``write`` must be atomic
-    (``o365lib.io``), so a reader never sees half a file. ``exists`` defaults to ``path.exists()``.
+
+def is_planning() -> bool:
+    return bool(_PLANNING)
+
+
+# -------------------------------------------------------------------------- the rule
+def resolve(profile_dir: str | os.PathLike, *, kind: str, name: str, path: str | os.PathLike,
+            make: Callable[[], T], write: Callable[[T, Path], Any] | None = None,
+            read: Callable[[Path], Any] = lambda p: p, exists: Callable[[Path], bool] | None = None,
+            verify: Callable[[Path], Any] | None = None, every_rank_makes: bool = False,
+            cheap: bool = False, planned: Any = None) -> Any:
+    """The artefact at ``path``: found (and verified), else made, then read on every rank.
+
+    ``make`` returns the value ``write(value, path)`` stores (rank 0 only; ``write`` must be atomic,
+    ``o365lib.io``), or writes the artefact itself when ``write`` is None. It runs on rank 0 only and
+    must not use collectives, unless ``every_rank_makes`` (training under DDP). ``exists`` defaults to
+    ``path.exists()``. While :func:`planning`, a missing artefact that is not ``cheap`` is not made:
+    the call records it and returns ``planned`` (default: the path).
     """
+    if kind not in KINDS:
+        raise ValueError(f"unknown artefact kind {kind!r}; known: {KINDS}")
     path = Path(path)
     there = exists or (lambda p: p.exists())
-    if is_main_process() and not there(path):
-        write(build(), path)
+    if there(path):
+        if verify is not None:
+            verify(path)
+        LEDGER.append(Resolution(kind=kind, name=name, path=str(path), made=False, seconds=0.0))
+        return read(path)
+    if is_planning() and not cheap:
+        LEDGER.append(Resolution(kind=kind, name=name, path=str(path), made=False, seconds=0.0, exists=False))
+        return path if planned is None else planned
+    started = time.perf_counter()
+    if every_rank_makes or is_main_process():
+        value = make()
+        if write is not None and is_main_process():
+            write(value, path)
     barrier()
     if not there(path):
         raise FileNotFoundError(f"{path} was not produced (rank {rank()}): the step on rank 0 failed")
+    done = Resolution(kind=kind, name=name, path=str(path), made=True, seconds=time.perf_counter() - started)
+    LEDGER.append(done)
+    if is_main_process():
+        _record_timing(Path(profile_dir), done)
     return read(path)
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def _record_timing(profile_dir: Path, done: Resolution) -> None:
+    from o365lib.io import write_json
+
+    timings = last_timings(profile_dir)
+    relative = os.path.relpath(done.path, profile_dir)
+    timings[relative] = {**asdict(done), "path": relative,
+                         "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    write_json(profile_dir / TIMINGS_FILE, timings)
+
+
+def last_timings(profile_dir: str | os.PathLike) -> dict[str, dict]:
+    """Path (relative to the profile's folder) -> the record of the last time it was made."""
+    path = Path(profile_dir) / TIMINGS_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+

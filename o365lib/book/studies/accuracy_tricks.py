@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from o365lib.book.artefacts import datasets, models, predictions
+from o365lib.book.artefacts import backbones, datasets, models, predictions
 
 
 # ------------------------------------------------------------------------------ pretraining
@@ -28,7 +28,7 @@ def better_backbone(ctx) -> Path:
         return path
     if cfg.pretrain is None:
         raise ValueError(f"profile {ctx.profile!r}: set tricks.backbone_weights or tricks.pretrain")
-    return models.ensure_backbone(ctx, **asdict(cfg.pretrain))
+    return backbones.ensure_backbone(ctx, **asdict(cfg.pretrain))
 
 
 def pretraining_table(ctx):
@@ -36,7 +36,7 @@ def pretraining_table(ctx):
     import pandas as pd
 
     rows = []
-    for label, path in (("baseline", models.baseline_backbone(ctx)), ("better", better_backbone(ctx))):
+    for label, path in (("baseline", backbones.baseline_backbone(ctx)), ("better", better_backbone(ctx))):
         history_file = Path(path).parent / "history.json" if path else None
         history = json.loads(history_file.read_text()) if history_file and history_file.exists() else {}
         spec = history.get("spec", {})
@@ -120,7 +120,7 @@ def ensure_tiny(ctx, *, seed: int, init: str, multiscale: bool = False) -> model
     base = models.ensure_baseline(ctx, seed) if init == "full" else None
     name = f"tiny-{init}" + ("-ms" if multiscale else "")
     return models.ensure_model(ctx, name, seed=seed, split="tiny_train", init=base, budget=budget,
-                               backbone_weights=models.baseline_backbone(ctx))
+                               backbone_weights=backbones.baseline_backbone(ctx))
 
 
 def tiny_study(ctx) -> dict:

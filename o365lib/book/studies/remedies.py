@@ -10,7 +10,8 @@ from __future__ import annotations
 import pandas as pd
 
 from o365lib import data as odata
-from o365lib.book.artefacts import datasets, models, predictions, resolver
+from o365lib.book.artefacts import datasets, models, predictions
+from o365lib.book.artefacts.keys import key_of
 from o365lib.evaluation import ap_by_rank_range
 
 #: The talk's two expert ranges, in the order it merged them.
@@ -93,7 +94,7 @@ def merged_results(ctx, general: predictions.LazyResults, experts: list, *, stra
     settings = {"merge": strategy, "max_dets": cap, "ranges": [sorted(ids) for ids, _ in experts]}
     if calibration is not None:
         settings["calibration"] = {"norcal_gamma": calibration["norcal_gamma"],
-                                   "class_counts": resolver.key_of(sorted(calibration["class_counts"].items()))}
+                                   "class_counts": key_of(sorted(calibration["class_counts"].items()))}
     return predictions.LazyResults.derived(
         lambda: merge_experts(scored(general), [(ids, scored(r)) for ids, r in experts], strategy=strategy,
                               max_dets=cap),
