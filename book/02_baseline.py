@@ -92,7 +92,7 @@ viz.plot_per_class_ap(per_class, counts=data.tail_stats(train), ranges=list(ctx.
 
 # %% tags=["hide-input"]
 tail_table = tail_tour.tail_class_table(per_class, train, spec="301-365")
-comparisons.shown(tail_table[tail_table["ap"] == 0])
+comparisons.page_table(tail_table[tail_table["ap"] == 0])
 
 # %% [markdown]
 # ## Easiest and hardest tail classes
@@ -104,7 +104,7 @@ comparisons.shown(tail_table[tail_table["ap"] == 0])
 
 # %% tags=["hide-input"]
 extremes = tail_tour.extreme_classes(tail_table, per_group=ctx.params["examples_per_group"])
-comparisons.shown(extremes)
+comparisons.page_table(extremes)
 
 # %% tags=["hide-input"]
 val = datasets.load_split(ctx, "val")

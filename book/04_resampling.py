@@ -54,7 +54,7 @@ viz.plot_class_distribution_compare(distributions, datasets.ranking(ctx),
                                     title="Images per class and epoch, by sampler")
 
 # %% tags=["hide-input"]
-comparisons.shown(remedies.sampler_summary_table(ctx, distributions))
+comparisons.page_table(remedies.sampler_summary_table(ctx, distributions))
 
 # %% [markdown]
 # ## Same start, same budget, paired seeds

@@ -46,7 +46,7 @@ ctx = o365lib.book.setup_chapter("05_tricks", profile=profile, namespace=globals
 # The crop classifier's accuracy on held-out crops after the last epoch.
 
 # %% tags=["hide-input"]
-comparisons.shown(accuracy_tricks.pretraining_table(ctx), integer_columns=["crops per class", "epochs"])
+comparisons.page_table(accuracy_tricks.pretraining_table(ctx), integer_columns=["crops per class", "epochs"])
 
 # %% [markdown]
 # ## The ablation

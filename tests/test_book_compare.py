@@ -17,9 +17,9 @@ from o365lib.book.present.comparisons import (
     interval_verdict,
     mean_std,
     metrics_table,
+    page_table,
     paired_effect,
     seed_summary,
-    shown,
     signed,
     t_quantile,
     trimmed,
@@ -197,11 +197,11 @@ def test_metrics_table_trims_evaluate_outputs():
 def test_shown_and_trimmed():
     frame = pd.DataFrame({"ap": [6.9, float("nan")], "classes": [16.0, float("nan")],
                           "n": pd.array([3, None], dtype="Int64"), "word": ["a", None]}, index=["x", "y"])
-    table = shown(frame, integer_columns=["classes"])
+    table = page_table(frame, integer_columns=["classes"])
     assert table.loc["x"].tolist() == ["6.90", "16", "3", "a"]
     assert table.loc["y"].tolist() == ["-", "-", "-", "-"]
     with pytest.raises(KeyError, match="integer_columns"):
-        shown(frame, integer_columns=["nope"])
+        page_table(frame, integer_columns=["nope"])
     assert list(trimmed(frame, columns=["n", "ap"], rename={"ap": "AP"}).columns) == ["n", "AP"]
     with pytest.raises(KeyError, match=r"\['zz'\]"):
         trimmed(frame, columns=["zz"])
@@ -219,3 +219,12 @@ def test_effects_records_are_json_ready():
     assert records[0]["talk_effect"] == 0.6 and records[1]["verdict"] == "inconclusive (1 seed)"
     back = json.loads(json.dumps(finite(records), allow_nan=False))
     assert back[1]["ci_low"] is None and back[0]["n"] == 2
+
+
+def test_page_table_hides_an_index_that_only_numbers_rows():
+    frame = pd.DataFrame({"rank": [301, 302, 305], "ap": [0.0, 1.5, 0.0]})
+    zero = page_table(frame[frame["ap"] == 0])  # a filter leaves an integer index 0, 2: no meaning
+    html = zero.to_html()
+    assert "row_heading" not in html and "301" in html and "305" in html
+    named = page_table(frame.set_index("rank"))  # a meaningful index stays a column
+    assert isinstance(named, pd.DataFrame) and named.index.name == "rank"

@@ -68,7 +68,8 @@ def plot_per_class_ap(per_class_df: pd.DataFrame, *, counts: Any = None,
         fig.add_trace(go.Scatter(x=df["rank"], y=[by_cat.get(int(c)) for c in df["category_id"]],
                                  name="training instances", mode="lines", line={"color": ORANGE}),
                       secondary_y=True)
-        fig.update_yaxes(type="log", title_text="training instances", secondary_y=True)
+        # the right axis needs its own margin, or its tick labels and title are cut off at the edge
+        fig.update_yaxes(type="log", title_text="training instances", secondary_y=True, automargin=True)
     max_rank = int(df["rank"].max()) if len(df) else 0
     for k, spec in enumerate(ranges):
         ranks = [r for lo, hi in _range_bounds(spec) for r in range(lo, hi + 1)]
@@ -82,7 +83,7 @@ def plot_per_class_ap(per_class_df: pd.DataFrame, *, counts: Any = None,
         fig.add_annotation(x=(min(ranks) + min(max(ranks), max_rank)) / 2, y=1.04, yref="paper",
                            text=label, showarrow=False)
     fig.update_layout(title=title, xaxis_title="class rank (1 = most training instances)", bargap=0,
-                      legend={"orientation": "h", "y": -0.2})
+                      legend={"orientation": "h", "y": -0.2}, margin={"r": 80})
     fig.update_yaxes(title_text="AP (IoU 0.5:0.95)", secondary_y=False, rangemode="tozero")
     return fig
 
@@ -148,7 +149,9 @@ def plot_range_bars(metrics_by_name: Mapping[str, Mapping | Sequence[Mapping]], 
         several = any(len(s) > 1 for s in samples)
         text = [None if m is None else (f"{m:.1f} ± {sd:.1f}" if len(s) > 1 else f"{m:.1f}")
                 for m, sd, s in zip(means, stds, samples)]
+        # value labels stand upright above their bar: side by side they would overlap in a group
         fig.add_trace(go.Bar(x=groups, y=means, name=name, offsetgroup=name, text=text, textposition="outside",
+                             textangle=-90, cliponaxis=False,
                              error_y={"type": "data", "array": stds, "visible": several},
                              customdata=[len(s) for s in samples],
                              hovertemplate=f"{name}, %{{x}}: %{{y:.2f}} (%{{customdata}} seeds)<extra></extra>"))
@@ -165,8 +168,12 @@ def plot_range_bars(metrics_by_name: Mapping[str, Mapping | Sequence[Mapping]], 
         fig.add_trace(go.Scatter(x=groups, y=ys, name=f"{name} (talk)", mode="markers",
                                  offsetgroup=name if name in runs else None,
                                  marker={"symbol": "diamond", "size": 11, "color": "black"}))
+    tops = [m + s for trace in fig.data if isinstance(trace, go.Bar)
+            for m, s in zip(trace.y, trace.error_y.array) if m is not None]
     fig.update_layout(title=title, barmode="group", scattermode="group", xaxis_title="classes",
                       yaxis_title="mAP (IoU 0.5:0.95)")
+    if tops:  # room above the highest bar for its upright label
+        fig.update_yaxes(range=[0, max(tops) * 1.35 + 1e-9])
     return fig
 
 

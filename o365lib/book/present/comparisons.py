@@ -34,8 +34,12 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from pandas.io.formats.style import Styler
 
 #: Verdict strings, for chapters that count them.
 REPRODUCED, REVERSED, INCONCLUSIVE, ONE_SEED, NOT_MEASURED = (
@@ -333,16 +337,19 @@ def metrics_table(per_seed: Mapping[str, Sequence[Mapping]], *, ranges: Sequence
     return pd.DataFrame(records, dtype=object).set_index("").rename_axis(None)
 
 
-def shown(frame: pd.DataFrame, digits: int = 2, *, integer_columns: Sequence[str] = ()) -> pd.DataFrame:
+def page_table(frame: pd.DataFrame, digits: int = 2, *,
+               integer_columns: Sequence[str] = ()) -> pd.DataFrame | Styler:
     """A table for the page: numbers as fixed-digit text, ints as ints, '-' where a value is missing.
 
     Integer columns (an int dtype, nullable ``Int64`` included, or Python ints in an object column)
     print without decimals; ``integer_columns`` names float columns that hold counts (a count column
-    with a missing value becomes float in pandas), so that 16.0 prints "16".
+    with a missing value becomes float in pandas), so that 16.0 prints "16". A table whose index
+    only numbers its rows (pandas' default, or what is left of it after a filter) is returned as a
+    ``Styler`` with that index hidden, so the page shows no meaningless first column.
     """
     unknown = [c for c in integer_columns if c not in frame.columns]
     if unknown:
-        raise KeyError(f"shown: integer_columns {unknown} are not columns of the table ({list(frame.columns)})")
+        raise KeyError(f"page_table: integer_columns {unknown} are not columns of the table ({list(frame.columns)})")
 
     def cell(value, as_int: bool):
         if _missing(value):
@@ -351,7 +358,13 @@ def shown(frame: pd.DataFrame, digits: int = 2, *, integer_columns: Sequence[str
             return fmt(round(float(value)) if as_int else value, digits)
         return value
 
-    return frame.apply(lambda column: column.map(lambda v: cell(v, column.name in integer_columns)))
+    table = frame.apply(lambda column: column.map(lambda v: cell(v, column.name in integer_columns)))
+    return table.style.hide(axis="index") if row_numbers_only(frame.index) else table
+
+
+def row_numbers_only(index: pd.Index) -> bool:
+    """True when ``index`` carries no meaning: unnamed and integer (a RangeIndex, or one a filter left)."""
+    return index.nlevels == 1 and index.name is None and pd.api.types.is_integer_dtype(index.dtype)
 
 
 def trimmed(frame: pd.DataFrame, *, columns: Sequence[str], rename: Mapping[str, str] | None = None) -> pd.DataFrame:
