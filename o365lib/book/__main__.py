@@ -101,9 +101,6 @@ def _check_data(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from o365lib.book.config.profiles import project_root
-    from o365lib.book.run import notebooks, runner
-
     if args.command == "run":
         return runner.run_book(profile=args.profile, chapters=args.chapters, build=not args.no_build,
                                output_root=args.output_root, keep_going=args.keep_going,

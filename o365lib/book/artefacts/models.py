@@ -19,10 +19,19 @@ from o365lib import data as odata
 from o365lib.book.artefacts import datasets, resolver
 from o365lib.book.artefacts.backbones import baseline_backbone, existing_file
 from o365lib.book.artefacts.keys import content_hash, key_of
-from o365lib.engine import TrainConfig
+from o365lib.data import DetectionDataset
+from o365lib.engine import TrainConfig, load_checkpoint, train
 from o365lib.engine.config import OPERATIONAL_FIELDS
 from o365lib.io import write_json
+from o365lib.longtail import build_sampler
+from o365lib.modeling import build_detector
 from o365lib.modeling.build import PRESETS, preset_of
+from o365lib.modeling.transfer import (
+    init_detector_weights,
+    read_weights_file,
+    start_new_classifiers,
+    transfer_weights,
+)
 from o365lib.progress import progress_enabled
 
 
@@ -152,9 +161,6 @@ def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = No
 def _train_model(ctx, run: ModelRun, *, spec: dict, coco, config, init, init_prefixes: tuple, sampler: dict | None,
                  classifier_start: str | None) -> None:
     """Train ``run`` (every process; rank 0 writes ``spec.json``, ``init.json``, the checkpoint, ``cost.json``)."""
-    from o365lib.data import DetectionDataset
-    from o365lib.engine import train
-
     if resolver.is_main_process():
         write_json(run.dir / "spec.json", spec)
     model = build_model(run, load=False)
@@ -166,8 +172,6 @@ def _train_model(ctx, run: ModelRun, *, spec: dict, coco, config, init, init_pre
     dataset = DetectionDataset(coco, cache_images=True)
     sampler_obj = None
     if sampler:
-        from o365lib.longtail import build_sampler
-
         options = {k: v for k, v in sampler.items() if k != "name"}
         sampler_obj = build_sampler(sampler["name"], dataset.image_category_ids(), seed=run.seed, **options)
     result = train(model, dataset, config=config, out_dir=run.dir, sampler=sampler_obj, device=ctx.device,
@@ -179,13 +183,6 @@ def _train_model(ctx, run: ModelRun, *, spec: dict, coco, config, init, init_pre
 
 def _initialise(model, run: ModelRun, *, init, coco, init_prefixes: tuple, classifier_start: str | None) -> dict:
     """Copy the start's weights into ``model``; the transfer report."""
-    from o365lib.modeling.transfer import (
-        init_detector_weights,
-        read_weights_file,
-        start_new_classifiers,
-        transfer_weights,
-    )
-
     if not isinstance(init, ModelRun):  # a detector file (mmdet, ours or torchvision): rows of same-named classes
         categories = sorted(coco.dataset["categories"], key=lambda c: c["id"])
         return init_detector_weights(model, Path(init), target_categories=categories)
@@ -204,16 +201,11 @@ def _initialise(model, run: ModelRun, *, init, coco, init_prefixes: tuple, class
 
 def verify_checkpoint(run: ModelRun) -> None:
     """Raise ``ValueError`` naming the file when a found ``final.pt`` does not load (e.g. truncated)."""
-    from o365lib.modeling.transfer import read_weights_file
-
     read_weights_file(run.checkpoint)
 
 
 def build_model(run: ModelRun, *, device: str = "cpu", load: bool = True):
     """The detector of a ModelRun (its final weights loaded unless ``load=False``)."""
-    from o365lib.engine import load_checkpoint
-    from o365lib.modeling import build_detector
-
     model = build_detector(run.num_classes, **run.detector_kwargs)
     if load:
         load_checkpoint(run.checkpoint, model)

@@ -14,19 +14,23 @@ cached metrics file is found without parsing or recomputing the results behind i
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from o365lib.book.artefacts import datasets, resolver
 from o365lib.book.artefacts.keys import content_hash, key_of
 from o365lib.book.artefacts.models import ModelRun, build_model
+from o365lib.calibration import norcal_probabilities
 from o365lib.data import DetectionDataset
 from o365lib.data.coco import read_json
 from o365lib.engine import predict
 from o365lib.evaluation import evaluate
 from o365lib.evaluation import fixed_ap as fixed_ap_metrics
 from o365lib.io import write_json
+from o365lib.tta import predict_tta
 
 TRACK_TRAIN = {"full": "train", "tiny": "tiny_train"}
 
@@ -61,8 +65,6 @@ class LazyResults:
         """Results computed from others (a merge, a fusion, a calibration), keyed by the inputs' keys (a
         nested structure of :class:`LazyResults`), the computation's ``settings`` and the source files of
         the functions in ``code`` (editing that module is a new key)."""
-        import inspect
-
         def keys(item):
             if isinstance(item, LazyResults):
                 return item.key
@@ -104,9 +106,6 @@ def lazy_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None
     def build():
         model = build_model(run, device=ctx.device).eval()
         if calibration:
-            from functools import partial
-
-            from o365lib.calibration import norcal_probabilities
 
             model.score_calibration = partial(norcal_probabilities, class_counts=calibration["class_counts"],
                                               gamma=calibration["norcal_gamma"])
@@ -114,8 +113,6 @@ def lazy_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None
         common = {"batch_size": ev.batch_size, "device": ctx.device, "max_dets": cap,
                   "score_threshold": ev.score_threshold, "label_map": run.label_map}
         if tta:
-            from o365lib.tta import predict_tta
-
             results = predict_tta(model, dataset, **common, **tta)
         else:
             results = predict(model, dataset, **common)

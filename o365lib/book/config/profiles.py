@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from o365lib.book.config.mapping import ConfigError
+from o365lib.book.config.mapping import ConfigError, field_paths, from_mapping
+from o365lib.book.config.schema import Profile
 
 #: Environment variable naming the project root (the folder holding ``parameters/``).
 ROOT_ENV = "O365BOOK_ROOT"
@@ -114,9 +115,6 @@ def override_mapping(overrides: Mapping[str, Any], *, source: str = "parameters"
     underscore between section and key (``-p train__epochs 3``). An unknown section or key is a
     :class:`ConfigError` listing the known ones.
     """
-    from o365lib.book.config.mapping import field_paths
-    from o365lib.book.config.schema import Profile
-
     known = field_paths(Profile)
     nested: dict = {}
     for name, value in overrides.items():
@@ -142,9 +140,6 @@ def load_profile(name_or_path: str | os.PathLike, *, root: Path | None = None,
     inside it are resolved against the project root. Any problem is a ``ConfigError`` naming the file
     and the dotted key, raised before anything runs.
     """
-    from o365lib.book.config.mapping import from_mapping
-    from o365lib.book.config.schema import Profile
-
     root = root or project_root()
     path = profile_path(name_or_path, root=root)
     raw = read_yaml(path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from o365lib.book.present.comparisons import seed_summary
 from o365lib.book.present.talk import TALK
 
 TAIL = "301-365"
@@ -32,8 +33,6 @@ def values(per_seed: Sequence[dict], key: str = "mAP", spec: str | None = None, 
 
 def seed_stat(samples: Sequence[float | None]) -> dict:
     """``{"mean", "std", "n", "values"}`` over seeds (std is the sample std, 0 for one seed; None ignored)."""
-    from o365lib.book.present.comparisons import seed_summary
-
     kept = [float(v) for v in samples if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not kept:
         return {"mean": None, "std": None, "n": 0, "values": []}

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from o365lib.book.artefacts.resolver import init_distributed
 from o365lib.book.config.mapping import ConfigError, to_mapping
 from o365lib.book.config.profiles import (
     OVERRIDE_SEPARATOR,
@@ -184,7 +185,5 @@ def setup_chapter(chapter: str, *, profile: str = "default", namespace: dict | N
     # tqdm.auto warns on every import in a kernel without ipywidgets; the bars are off in book runs
     warnings.filterwarnings("ignore", message="IProgress not found")
     ctx.results_dir.mkdir(parents=True, exist_ok=True)
-    from o365lib.book.artefacts.resolver import init_distributed
-
     init_distributed(ctx.device)
     return ctx

@@ -9,11 +9,13 @@ in the build folder, so papermill never writes into a paired source.
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
 import jupytext
 import nbformat
+from jupytext.cli import jupytext as jupytext_cli
 
 #: Chapter sources: ``book/NN_name.py``.
 CHAPTER_SOURCE = re.compile(r"^\d\d_[A-Za-z0-9_]+\.py$")
@@ -109,8 +111,6 @@ def sync_pair(source: str | Path) -> Path:
     An existing pair goes through ``jupytext --sync`` (the newer file wins, cell ids stay);
     a missing notebook is created from the .py with the pairing metadata.
     """
-    from jupytext.cli import jupytext as jupytext_cli
-
     source = Path(source)
     ipynb = source.with_suffix(".ipynb")
     if ipynb.is_file():
@@ -144,8 +144,6 @@ def parameters_cell(notebook) -> dict:
     Evaluated with ``ast.literal_eval`` per assignment, so only plain literals are accepted:
     a derived value in the parameters cell is an error, as papermill cannot override it cleanly.
     """
-    import ast
-
     for cell in notebook.cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             values = {}

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from o365lib.book.config.profiles import chapter_parameters, load_profile, profile_path, project_root
 from o365lib.book.run.notebooks import chapter_sources, source_to_notebook
-from o365lib.book.run.records import failed_chapters
+from o365lib.book.run.records import clear_failed, failed_chapters, mark_failed
 from o365lib.progress import PROGRESS_ENV
 
 #: Environment variable the Sphinx extension reads to find the executed notebooks.
@@ -80,8 +80,6 @@ def execute_chapter(source: Path, *, profile: str, build_dir: Path, root: Path,
     library's training bars are shown in the terminal, never in the page.
     """
     import papermill
-
-    from o365lib.book.run.records import clear_failed, mark_failed
 
     profile_name = profile_path(profile, root=root).stem
     notebook = source_to_notebook(source, build_dir / "notebooks" / f"{source.stem}.ipynb")

@@ -13,7 +13,13 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import pandas as pd
+
 from o365lib.book.artefacts import backbones, datasets, models, predictions
+from o365lib.book.present.comparisons import paired_effect
+from o365lib.book.present.seed_stats import seed_stat, values
+from o365lib.book.present.talk import TALK, TALK_EFFECTS
+from o365lib.tta import ensemble_results
 
 
 # ------------------------------------------------------------------------------ pretraining
@@ -33,8 +39,6 @@ def better_backbone(ctx) -> Path:
 
 def pretraining_table(ctx):
     """The baseline's and the better backbone's pretraining side by side: crop set, epochs, accuracy, time."""
-    import pandas as pd
-
     rows = []
     for label, path in (("baseline", backbones.baseline_backbone(ctx)), ("better", better_backbone(ctx))):
         history_file = Path(path).parent / "history.json" if path else None
@@ -71,8 +75,6 @@ def image_sizes(ctx, split: str) -> dict:
 
 def ensemble(ctx, runs, *, split: str, tta: dict | None, track: str = "full") -> dict:
     """Fuse several models' (TTA) results with weighted boxes fusion; returns the metrics."""
-    from o365lib.tta import ensemble_results
-
     inputs = [predictions.lazy_predictions(ctx, run, split=split, tta=tta) for run in runs]
     cap = predictions.results_cap(ctx)
     fused = predictions.LazyResults.derived(
@@ -150,10 +152,6 @@ ABLATION = (("pretrained", "baseline", "+ better pretrained backbone", "trick_pr
 
 def ablation_effects(rows: dict) -> list:
     """Each trick against the row before it, paired by seed, with the talk's gain."""
-    from o365lib.book.present.comparisons import paired_effect
-    from o365lib.book.present.seed_stats import values
-    from o365lib.book.present.talk import TALK_EFFECTS
-
     return [(label, paired_effect(values(rows[before]), values(rows[row]), talk_effect=TALK_EFFECTS[talk]))
             for row, before, label, talk in ABLATION]
 
@@ -166,8 +164,6 @@ SUMMARY_NAMES = {"trick_pretrained": "mAP gain, pretrained backbone",
 
 def ablation_summary(rows: dict, effects: list) -> dict:
     """The summary rows chapter 5 writes for the intro: each gain (per seed) with its verdict, the final mAP."""
-    from o365lib.book.present.seed_stats import seed_stat, values
-
     out = {"mAP, all tricks": seed_stat(values(rows["ensemble"]))}
     for (_, _, _, talk), (_, effect) in zip(ABLATION, effects):
         out[SUMMARY_NAMES[talk]] = {**seed_stat(effect.diffs), "verdict": effect.verdict}
@@ -176,10 +172,6 @@ def ablation_summary(rows: dict, effects: list) -> dict:
 
 def tiny_effects(rows: dict) -> list:
     """Tiny track: full-track initialisation against the backbone alone, then the other tricks."""
-    from o365lib.book.present.comparisons import paired_effect
-    from o365lib.book.present.seed_stats import values
-    from o365lib.book.present.talk import TALK_EFFECTS
-
     return [("from the full-track model vs backbone only", paired_effect(
                 values(rows["backbone"]), values(rows["full"]), talk_effect=TALK_EFFECTS["tiny_full_pretrain"])),
             ("+ multi-scale train, TTA soft-NMS, ensemble", paired_effect(
@@ -188,9 +180,6 @@ def tiny_effects(rows: dict) -> list:
 
 def final_rows(ctx) -> list[tuple]:
     """The final systems on validation and the held-out test split, per seed, next to the talk's."""
-    from o365lib.book.present.seed_stats import values
-    from o365lib.book.present.talk import TALK
-
     full_val = [full_track_system(ctx, s, "val") for s in ctx.seeds]
     full_test = [full_track_system(ctx, s, "test") for s in ctx.seeds]
     tiny_val = [tiny_track_system(ctx, s, "tiny_val") for s in ctx.seeds]

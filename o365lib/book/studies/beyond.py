@@ -21,9 +21,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from statistics import fmean
+
+import pandas as pd
 
 from o365lib import data as odata
 from o365lib.book.artefacts import datasets, models, predictions
+from o365lib.book.present.comparisons import interval_text, mean_std, paired_effect
+from o365lib.book.present.seed_stats import TAIL, seed_stat, values
 from o365lib.book.studies import remedies
 
 CONTROL = "softmax CE"
@@ -112,8 +117,6 @@ def beyond_study(ctx) -> dict:
 
 def best_row(study: dict) -> str:
     """The row with the highest mean mAP."""
-    from statistics import fmean
-
     return max(study["metrics"], key=lambda r: fmean(m["mAP"] for m in study["metrics"][r]))
 
 
@@ -144,9 +147,6 @@ def _row_results(ctx, row: str, *, seed: int, base: models.ModelRun) -> predicti
 
 def _overall_and_tail(label: str, control: list, treated: list) -> list:
     """``(label, Effect)`` pairs of ``treated`` against ``control`` (paired by seed): mAP and the tail's AP."""
-    from o365lib.book.present.comparisons import paired_effect
-    from o365lib.book.present.seed_stats import TAIL, values
-
     return [(f"{label}: mAP", paired_effect(values(control), values(treated), talk_effect=None)),
             (f"{label}: AP ranks {TAIL}", paired_effect(values(control, "mAP", TAIL), values(treated, "mAP", TAIL),
                                                         talk_effect=None))]
@@ -174,8 +174,6 @@ def start_effects(study: dict) -> list:
 
 def table_rows(ctx, study: dict, merged: list, *, best: str, talk: dict) -> dict:
     """Per row the per-seed values of every column: mAP, range AP, LVIS buckets, fixed AP, training cost."""
-    from o365lib.book.present.seed_stats import values
-
     rows = {}
     for row, per_seed in [*study["metrics"].items(), (f"{best} + experts", merged), *talk.items()]:
         cells = {"mAP": values(per_seed)}
@@ -190,11 +188,6 @@ def table_rows(ctx, study: dict, merged: list, *, best: str, talk: dict) -> dict
 
 def table(rows: dict, *, digits: int = 1):
     """The chapter's table: one row per remedy, ranked by mean mAP, cells "mean ± std" over seeds."""
-    import pandas as pd
-
-    from o365lib.book.present.comparisons import mean_std
-    from o365lib.book.present.seed_stats import seed_stat
-
     order = sorted(rows, key=lambda r: -(seed_stat(rows[r]["mAP"])["mean"] or 0.0))
     frame = pd.DataFrame({r: {col: mean_std([v for v in vals if v is not None] or None,
                                             0 if col == "training s" else digits)
@@ -204,8 +197,6 @@ def table(rows: dict, *, digits: int = 1):
 
 def summary(study: dict, merged: list, effect_rows: list, *, best: str) -> dict:
     """The summary rows chapter 7 writes for the intro."""
-    from o365lib.book.present.seed_stats import TAIL, seed_stat, values
-
     verdicts = dict(effect_rows)
     out = {f"mAP, {best} (best remedy since 2019)": seed_stat(values(study["metrics"][best]))}
     if best != CONTROL:
@@ -225,9 +216,6 @@ def talk_remedies(ctx) -> dict:
 
 def sentence(study: dict, merged: list, effect_rows: list, *, best: str, talk: dict) -> str:
     """Which remedies beat the talk's on this data, and by how much (numbers and verdicts from the run)."""
-    from o365lib.book.present.comparisons import interval_text, paired_effect
-    from o365lib.book.present.seed_stats import values
-
     parts = []
     for name, per_seed in talk.items():
         effect = paired_effect(values(per_seed), values(study["metrics"][best]), talk_effect=None)

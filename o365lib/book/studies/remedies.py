@@ -12,7 +12,13 @@ import pandas as pd
 from o365lib import data as odata
 from o365lib.book.artefacts import datasets, models, predictions
 from o365lib.book.artefacts.keys import key_of
-from o365lib.evaluation import ap_by_rank_range
+from o365lib.book.present.comparisons import interval_text, paired_effect
+from o365lib.book.present.seed_stats import TAIL, seed_stat, values
+from o365lib.book.present.talk import TALK_EFFECTS
+from o365lib.calibration import calibrate_results
+from o365lib.evaluation import ap_by_rank_range, compare_metrics
+from o365lib.experts import STRATEGIES, expert_training_set, merge_experts
+from o365lib.longtail import build_sampler, effective_class_distribution, image_category_ids_from_coco
 
 #: The talk's two expert ranges, in the order it merged them.
 TALK_RANGES = ("301-365", "151-300")
@@ -61,8 +67,6 @@ def expert_budget(ctx) -> dict:
 
 def ensure_expert(ctx, spec, *, seed: int, base: models.ModelRun) -> models.ModelRun:
     """An expert fine-tuned from a general model on the training images of a class-rank range."""
-    from o365lib.experts import expert_training_set
-
     rank_of = datasets.ranking(ctx)
     ranks = odata.parse_class_range(spec, len(rank_of))
     other = ctx.cfg.experts.other_classes
@@ -80,9 +84,6 @@ def merged_results(ctx, general: predictions.LazyResults, experts: list, *, stra
     """Experts' results (``[(category ids, LazyResults), ...]``) merged into the general results, computed
     only when loaded. ``calibration`` (``{"norcal_gamma", "class_counts": {category id: count}}``) NorCal-
     calibrates every input's scores before the merge and its per-image cap."""
-    from o365lib.calibration import calibrate_results
-    from o365lib.experts import merge_experts
-
     cap = predictions.results_cap(ctx)
 
     def scored(results):
@@ -116,8 +117,6 @@ def expert_study(ctx, first: str, second: str, *, strategy: str) -> dict:
     Returns lists (one entry per seed) under "general", "expert", "merged_one", "merged_two" and the
     "strategies" table inputs ``{strategy: [metrics per seed]}`` for both merge strategies.
     """
-    from o365lib.experts import STRATEGIES
-
     out = {k: [] for k in ("general", "expert", "merged_one", "merged_two", "runs")}
     out["strategies"] = {s: [] for s in STRATEGIES}
     for seed in ctx.seeds:
@@ -150,8 +149,6 @@ def sampler_options(ctx, name: str) -> dict:
 
 def sampler_distributions(ctx, names, *, epochs: int = 4) -> dict:
     """Images per class and epoch that each sampler draws (mean over ``epochs`` epochs)."""
-    from o365lib.longtail import build_sampler, effective_class_distribution, image_category_ids_from_coco
-
     ids = image_category_ids_from_coco(datasets.load_split(ctx, "train").dataset)
     return {name: effective_class_distribution(build_sampler(name, ids, seed=0, **sampler_options(ctx, name)),
                                                ids, epochs=epochs) for name in names}
@@ -202,10 +199,6 @@ def resampling_study(ctx, names) -> dict:
 # ------------------------------------------------------------------------- expert effects (paired)
 def expert_effects(ctx, study: dict, *, first: str, second: str) -> list:
     """The chapter's paired effects ``[(label, Effect)]``: expert vs general on its range, and each merge step."""
-    from o365lib.book.present.comparisons import paired_effect
-    from o365lib.book.present.seed_stats import values
-    from o365lib.book.present.talk import TALK_EFFECTS
-
     on_range = [range_ap(ctx, m, first) for m in study["general"]], [range_ap(ctx, m, first) for m in study["expert"]]
     tail = first == "301-365"
     return [
@@ -223,16 +216,12 @@ def expert_effects(ctx, study: dict, *, first: str, second: str) -> list:
 
 def classes_improved(ctx, study: dict, *, first: str) -> list[int]:
     """Per seed, how many classes of the range the expert improves over the general model."""
-    from o365lib.evaluation import compare_metrics
-
     rank_of = datasets.ranking(ctx)
     return [compare_metrics(g, e, rank_of, spec=first)["improved"] for g, e in zip(study["general"], study["expert"])]
 
 
 def cap_rows(study: dict, *, first: str) -> list[tuple]:
     """Range AP of the expert alone and merged, under the per-image cap and under fixed AP."""
-    from o365lib.book.present.seed_stats import values
-
     return [(f"expert alone, AP ranks {first}", values(study["expert"], "mAP", first), None),
             (f"merged, AP ranks {first}", values(study["merged_two"], "mAP", first), None),
             (f"expert alone, fixed AP ranks {first}", values(study["expert"], "mAP", first, fixed=True), None),
@@ -241,14 +230,10 @@ def cap_rows(study: dict, *, first: str) -> list[tuple]:
 
 def expert_sentence(ctx, study: dict, effects: list, *, first: str) -> str:
     """Plain words for the expert effect and the merge, with the verdicts of their intervals."""
-    from o365lib.book.present.seed_stats import seed_stat
-
     (_, on_range), (_, merge1), (_, merge2), _ = effects
     improved = seed_stat(classes_improved(ctx, study, first=first))
     n = study["expert"][0]["ranges"].get(first, {}).get("num_classes") if first in study["expert"][0]["ranges"] \
         else len(datasets.range_category_ids(ctx, first))
-    from o365lib.book.present.comparisons import interval_text
-
     return (f"Over {on_range.n} paired seeds the expert changes the AP of ranks {first} by "
             f"**{on_range.diff_mean:+.1f}** (95% interval {interval_text(on_range.ci_low, on_range.ci_high)}): "
             f"**{on_range.verdict}**. It improves {improved['mean']:.1f} of {n} classes on average "
@@ -259,8 +244,6 @@ def expert_sentence(ctx, study: dict, effects: list, *, first: str) -> str:
 
 def expert_summary(ctx, study: dict, effects: list, *, first: str) -> dict:
     """The summary rows chapter 3 writes for the intro."""
-    from o365lib.book.present.seed_stats import seed_stat, values
-
     (_, on_range), _, (_, merge2), _ = effects
     rows = {f"{first} classes improved by expert": seed_stat(classes_improved(ctx, study, first=first))}
     if first == "301-365":
@@ -275,10 +258,6 @@ def expert_summary(ctx, study: dict, effects: list, *, first: str) -> dict:
 
 def resampling_effects(ctx, study: dict, *, control: str = "uniform") -> list:
     """Each sampler against the uniform control (same start, budget and seeds): tail AP and overall mAP."""
-    from o365lib.book.present.comparisons import paired_effect
-    from o365lib.book.present.seed_stats import TAIL, values
-    from o365lib.book.present.talk import TALK_EFFECTS
-
     effects = []
     for name, per_seed in study.items():
         if name == control:
@@ -295,8 +274,6 @@ def resampling_effects(ctx, study: dict, *, control: str = "uniform") -> list:
 
 def resampling_rows(ctx, study: dict) -> list[tuple]:
     """Per sampler: mAP, each range's AP and the tail's zero-AP count (per-seed values)."""
-    from o365lib.book.present.seed_stats import TAIL, values
-
     rows = []
     for name, per_seed in study.items():
         rows.append((f"{name}: mAP", values(per_seed), None))
@@ -306,8 +283,6 @@ def resampling_rows(ctx, study: dict) -> list[tuple]:
 
 
 def resampling_summary(study: dict, effects: list) -> dict:
-    from o365lib.book.present.seed_stats import TAIL, seed_stat, values
-
     verdicts = dict(effects)
     out = {}
     if "head_downsample" in study:
