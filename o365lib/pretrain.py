@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from o365lib.data.synthetic_render import COLOURS, PRETRAIN_SHAPES, SHAPE_ASPECT, TEXTURES, render_image
-from o365lib.io import atomic_write
+from o365lib.engine.checkpoint import save_atomic
 from o365lib.progress import progress_bar
 
 
@@ -138,5 +138,4 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, device: str
 
 def save_backbone(body: nn.Module, path: str | Path) -> Path:
     """Write the body's state dict atomically (the format ``backbone_weights=`` loads)."""
-    state = {k: v.detach().cpu() for k, v in body.state_dict().items()}
-    return atomic_write(Path(path), lambda temporary: torch.save(state, temporary))
+    return save_atomic({k: v.detach().cpu() for k, v in body.state_dict().items()}, path)

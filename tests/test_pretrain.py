@@ -54,3 +54,14 @@ def test_pretraining_learns_and_weights_load_into_a_detector(tmp_path):
     loaded = model.backbone.body.state_dict()
     for name, tensor in body.state_dict().items():
         assert torch.equal(loaded[name], tensor), name
+
+
+def test_saving_the_same_backbone_twice_gives_the_same_bytes(tmp_path):
+    """The content hash of a backbone file is part of every model key: equal tensors, equal bytes."""
+    from torch import nn
+
+    from o365lib.pretrain import save_backbone
+
+    body = nn.Linear(3, 2)
+    first, second = save_backbone(body, tmp_path / "a.pt"), save_backbone(body, tmp_path / "b.pt")
+    assert first.read_bytes() == second.read_bytes()

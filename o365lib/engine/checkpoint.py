@@ -23,8 +23,17 @@ from o365lib.modeling.transfer import load_model_weights
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` through a temporary file + ``os.replace`` (``o365lib.io.atomic_write``)."""
-    return atomic_write(Path(path), lambda temporary: torch.save(obj, temporary))
+    """``torch.save`` to ``path`` through a temporary file + ``os.replace`` (``o365lib.io.atomic_write``).
+
+    ``torch.save`` given a file *name* names the zip archive inside after it, here the random
+    temporary name, so the same tensors gave different bytes (and content keys) on every save.
+    Given an open file, it names the archive "archive": equal tensors give equal bytes.
+    """
+    def write(temporary: str) -> None:
+        with open(temporary, "wb") as handle:
+            torch.save(obj, handle)
+
+    return atomic_write(Path(path), write)
 
 
 def capture_rng_state() -> dict:
