@@ -19,6 +19,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from o365lib.spread import mean_std_n
+
 __all__ = [
     "plot_ap_change",
     "plot_class_distribution_compare",
@@ -144,8 +146,9 @@ def plot_range_bars(metrics_by_name: Mapping[str, Mapping | Sequence[Mapping]], 
     points = []
     for name, per_seed in runs.items():
         samples = [[v for v in (_group_value(m, g) for m in per_seed) if v is not None] for g in groups]
-        means = [float(np.mean(s)) if s else None for s in samples]
-        stds = [float(np.std(s, ddof=1)) if len(s) > 1 else 0.0 for s in samples]
+        spreads = [mean_std_n(s) for s in samples]
+        means = [mean if n else None for mean, _, n in spreads]
+        stds = [std if n > 1 else 0.0 for _, std, n in spreads]  # one seed: no error bar is drawn
         several = any(len(s) > 1 for s in samples)
         text = [None if m is None else (f"{m:.1f} ± {sd:.1f}" if len(s) > 1 else f"{m:.1f}")
                 for m, sd, s in zip(means, stds, samples)]

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from o365lib.spread import mean_std_n
+
 __all__ = ["plot_effects", "plot_ranked_remedies"]
 
 #: Colour of each verdict (``o365lib.book.present.comparisons``); others are grey.
@@ -151,8 +153,7 @@ def plot_ranked_remedies(rows, *, control: str | None = None, title: str = "Reme
             points = [float(v) for v in values if v is not None and np.isfinite(v)]
             if not points:
                 raise ValueError(f"plot_ranked_remedies: row {name!r} has no values")
-            mean = float(np.mean(points))
-            std = float(np.std(points, ddof=1)) if len(points) > 1 else math.nan
+            mean, std, _ = mean_std_n(points)
             low, high = mean - std, mean + std
             spread = f"std {std:.2f}" if np.isfinite(std) else "one seed"
         stats.append({"name": name, "mean": mean, "low": low, "high": high, "points": points, "spread": spread})

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from o365lib.spread import mean_std_n
+
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
 
@@ -126,14 +128,9 @@ def _values(values, *, what: str) -> list[float]:
 
 
 def seed_summary(values) -> tuple[float, float, int]:
-    """``(mean, std, n)`` of per-seed values; std with ``ddof=1`` (NaN for one seed, NaN mean for none)."""
-    vals = _values(values, what="seed_summary")
-    n = len(vals)
-    if n == 0:
-        return math.nan, math.nan, 0
-    mean = math.fsum(vals) / n
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else math.nan
-    return mean, std, n
+    """``(mean, std, n)`` of per-seed values (``o365lib.spread``: std with ``ddof=1``, NaN for one seed);
+    a missing or non-numeric value is a ``ValueError``."""
+    return mean_std_n(_values(values, what="seed_summary"))
 
 
 def interval_verdict(ci_low: float, ci_high: float, *, talk_effect: float | None, n: int) -> str:

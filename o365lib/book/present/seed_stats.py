@@ -32,12 +32,13 @@ def values(per_seed: Sequence[dict], key: str = "mAP", spec: str | None = None, 
 
 
 def seed_stat(samples: Sequence[float | None]) -> dict:
-    """``{"mean", "std", "n", "values"}`` over seeds (std is the sample std, 0 for one seed; None ignored)."""
+    """``{"mean", "std", "n", "values"}`` over seeds (``o365lib.spread``: the sample std, None for one seed;
+    missing values ignored)."""
     kept = [float(v) for v in samples if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not kept:
         return {"mean": None, "std": None, "n": 0, "values": []}
     mean, std, n = seed_summary(kept)
-    return {"mean": mean, "std": std if n > 1 else 0.0, "n": n, "values": kept}
+    return {"mean": mean, "std": std if n > 1 else None, "n": n, "values": kept}
 
 
 def regime_rows(ctx, per_seed: Sequence[dict]) -> list[tuple]:

@@ -1,0 +1,30 @@
+"""o365lib.spread: the one rule for the spread over random seeds (sample std; none for one seed)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from o365lib.book.present.comparisons import mean_std, seed_summary
+from o365lib.book.present.seed_stats import seed_stat
+from o365lib.spread import mean_std_n
+
+
+def test_sample_std_of_several_seeds():
+    mean, std, n = mean_std_n([10.0, 12.0, 17.0])
+    assert (mean, n) == (13.0, 3)
+    assert std == pytest.approx(np.std([10.0, 12.0, 17.0], ddof=1)) and std == pytest.approx(math.sqrt(13.0))
+
+
+def test_one_seed_has_no_std_anywhere():
+    assert math.isnan(mean_std_n([4.0])[1])
+    assert math.isnan(seed_summary([4.0])[1])
+    assert seed_stat([4.0]) == {"mean": 4.0, "std": None, "n": 1, "values": [4.0]}
+    assert mean_std([4.0]) == "4.0" and mean_std(seed_stat([4.0])) == "4.0"
+
+
+def test_no_seed():
+    mean, std, n = mean_std_n([])
+    assert n == 0 and math.isnan(mean) and math.isnan(std)
