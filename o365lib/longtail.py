@@ -29,6 +29,7 @@ import numpy as np
 from o365lib.data.stats import image_category_ids as image_category_ids_from_coco
 
 __all__ = [
+    "SAMPLERS",
     "ClassAwareSampler",
     "HeadDownsampleSampler",
     "RepeatFactorSampler",
@@ -246,6 +247,8 @@ _BUILDERS = {
     "head_downsample": lambda ids, seed, cap, shuffle=True: HeadDownsampleSampler(
         ids, cap, seed=seed, shuffle=shuffle),
 }
+#: The sampler names :func:`build_sampler` knows (the profile schema checks against these).
+SAMPLERS = tuple(_BUILDERS)
 
 
 def build_sampler(name: str, image_category_ids: Sequence[Sequence[int]], *, seed: int = 0, **options):

@@ -28,7 +28,7 @@ import numpy as np
 from o365lib.evaluation.columns import DetectionColumns
 from o365lib.evaluation.engine import coco_eval_columns
 from o365lib.evaluation.fixed_ap import fixed_ap_metrics
-from o365lib.evaluation.inputs import as_dataset, atomic_write_json, load_inputs, range_table, resolve_ranking
+from o365lib.evaluation.inputs import as_dataset, load_inputs, range_table, resolve_ranking
 from o365lib.evaluation.summary import (
     STAT_NAMES,
     image_counts,
@@ -37,6 +37,7 @@ from o365lib.evaluation.summary import (
     per_class_ap,
     summary_stats,
 )
+from o365lib.io import write_json
 
 ENGINES = ("numpy", "faster_coco_eval")
 
@@ -155,5 +156,5 @@ def evaluate(
     metrics.update(ranking_source=ranking_source, max_dets=int(max_dets),
                    num_images=len(gt_cols.image_ids), num_detections=len(dets))
     if out_path is not None:
-        atomic_write_json(metrics, out_path)
+        write_json(out_path, metrics)
     return metrics

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -94,17 +92,3 @@ def range_table(per_class: Mapping, ranking: Mapping[int, int], ranges: Sequence
         result.pop("category_ids")
         out[str(spec)] = result
     return out
-
-
-def atomic_write_json(obj: Any, path: str | os.PathLike) -> None:
-    """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -12,7 +12,7 @@ file is an error naming it. Backbone initialisations are in :mod:`.backbones`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from o365lib import data as odata
@@ -79,18 +79,20 @@ def detector_kwargs(ctx, *, backbone_weights: Path | None, **overrides) -> dict:
 # ------------------------------------------------------------------------------ detectors
 def train_config(ctx, *, seed: int, epochs: float | None = None, iterations: int | None = None,
                  lr: float | None = None, scales: list[int] | None = None):
-    """``TrainConfig`` from the profile's train section; a budget, lr or scales may be replaced."""
+    """``TrainConfig`` from the profile's train section; a budget, lr or scales may be replaced.
+
+    Every field of the section is a ``TrainConfig`` field of the same name (lists become tuples), so a
+    setting added to the schema reaches training, or fails here if ``TrainConfig`` lacks it.
+    """
     t = ctx.cfg.train
     if iterations is None and epochs is None:
         epochs = t.epochs
-    return TrainConfig(
-        epochs=None if iterations is not None else float(epochs), iterations=iterations,
-        batch_size=t.batch_size, lr=float(lr if lr is not None else t.lr), momentum=t.momentum,
-        weight_decay=t.weight_decay, warmup_iters=t.warmup_iters, lr_steps=tuple(t.lr_steps),
-        scales=tuple(scales if scales is not None else t.scales), flip=t.flip, clip_grad=t.clip_grad,
-        amp=t.amp, channels_last=t.channels_last, checkpoint_every=t.checkpoint_every, seed=int(seed),
-        num_workers=t.num_workers, progress=progress_enabled(),
-    )
+    section = {f.name: getattr(t, f.name) for f in fields(t)}
+    section = {name: tuple(value) if isinstance(value, list) else value for name, value in section.items()}
+    return TrainConfig(**{
+        **section, "epochs": None if iterations is not None else float(epochs), "iterations": iterations,
+        "lr": float(lr if lr is not None else t.lr), "scales": tuple(scales if scales is not None else t.scales),
+        "seed": int(seed), "progress": progress_enabled()})
 
 
 def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Path | None = None,

@@ -17,8 +17,6 @@ from typing import Literal
 from o365lib.book.config.mapping import ConfigError, at_least, positive
 
 Device = Literal["auto", "cpu", "cuda"]
-Amp = Literal[False, True, "bf16", "fp16"]
-SAMPLERS = ("uniform", "repeat_factor", "class_aware", "head_downsample")
 
 
 @dataclass(frozen=True)
@@ -89,6 +87,12 @@ class ModelSection:
                               f"not a build_detector argument; known: {sorted(known)}")
 
 
+def _samplers() -> tuple[str, ...]:
+    from o365lib.longtail import SAMPLERS  # owned by the sampler module; imported late (torch)
+
+    return SAMPLERS
+
+
 @dataclass(frozen=True)
 class TrainSection:
     """The baseline's schedule (SGD, warm-up, step drops); ``lr_steps`` are fractions of the run (1.0 = the end)."""
@@ -103,10 +107,16 @@ class TrainSection:
     scales: list[int] = field(default_factory=list, metadata={"min": 16})
     flip: bool = True
     clip_grad: float | None = None
-    amp: Amp = False
+    amp: bool | str = False
     channels_last: bool = False
     checkpoint_every: int = at_least(1, default=500)
     num_workers: int = at_least(0, default=0)
+
+    def validate(self, source: str) -> None:
+        from o365lib.engine.config import AMP_MODES  # owned by the training configuration
+
+        if not any(self.amp is mode or (isinstance(mode, str) and self.amp == mode) for mode in AMP_MODES):
+            raise ConfigError(source, "train.amp", f"must be one of {list(AMP_MODES)}, got {self.amp!r}")
 
 
 @dataclass(frozen=True)
@@ -145,9 +155,10 @@ class ResamplingSection:
     lr: float = positive()
     repeat_threshold: float = positive()
     head_cap: int = at_least(1)
-    samplers: list[str] = field(default_factory=lambda: list(SAMPLERS), metadata={"nonempty": True})
+    samplers: list[str] = field(default_factory=lambda: list(_samplers()), metadata={"nonempty": True})
 
     def validate(self, source: str) -> None:
+        SAMPLERS = _samplers()
         bad = [s for s in self.samplers if s not in SAMPLERS]
         if bad:
             raise ConfigError(source, "resampling.samplers", f"unknown sampler(s) {bad}; known: {list(SAMPLERS)}")

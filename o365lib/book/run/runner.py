@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 from o365lib.book.config.profiles import chapter_parameters, load_profile, profile_path, project_root
 from o365lib.book.run.notebooks import chapter_sources, source_to_notebook
 from o365lib.book.run.records import clear_failed, failed_chapters, mark_failed
+from o365lib.io import write_json
 from o365lib.progress import PROGRESS_ENV
 
 #: Environment variable the Sphinx extension reads to find the executed notebooks.
@@ -224,9 +224,8 @@ def run_book(*, profile: str = "default", chapters: list[str] | None = None, bui
             os.environ["O365BOOK_ROOT"] = env_root
     executed_dir = build_dir / "executed" / profile_name
     executed_dir.mkdir(parents=True, exist_ok=True)
-    (executed_dir / "run.json").write_text(json.dumps(
-        {"profile": profile, "chapters": [asdict(r) for r in runs],
-         "total_seconds": sum(r.seconds for r in runs)}, indent=1))
+    write_json(executed_dir / "run.json", {"profile": profile, "chapters": [asdict(r) for r in runs],
+                                           "total_seconds": sum(r.seconds for r in runs)})
     failed = [r.chapter for r in runs if not r.ok]
     if failed:
         echo(f"[o365book] failed chapters: {failed}; the book was not built")
