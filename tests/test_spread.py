@@ -28,3 +28,14 @@ def test_one_seed_has_no_std_anywhere():
 def test_no_seed():
     mean, std, n = mean_std_n([])
     assert n == 0 and math.isnan(mean) and math.isnan(std)
+
+
+def test_the_regime_sentence_of_one_seed_shows_the_value_alone():
+    from types import SimpleNamespace
+
+    from o365lib.book.present.seed_stats import regime_sentence
+
+    ctx = SimpleNamespace(cfg=SimpleNamespace(eval=SimpleNamespace(ranges=["1-150", "301-365"])))
+    metrics = {"mAP": 12.34, "ranges": {"1-150": {"mAP": 20.0}, "301-365": {"mAP": 1.5, "zero_ap": 30, "num_classes": 65}}}
+    text = regime_sentence(ctx, [metrics])
+    assert "**12.3** mAP" in text and "±" not in text

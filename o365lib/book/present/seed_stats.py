@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from o365lib.book.present.comparisons import seed_summary
+from o365lib.book.present.comparisons import mean_std, seed_summary
 from o365lib.book.present.talk import TALK
 
 TAIL = "301-365"
@@ -77,7 +77,7 @@ def regime_sentence(ctx, per_seed: Sequence[dict]) -> str:
     falls = head["mean"] is not None and tail["mean"] is not None and head["mean"] > tail["mean"]
 
     def f(stat, digits=1):
-        return "-" if stat["mean"] is None else f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+        return mean_std({"mean": stat["mean"], "std": stat["std"]}, digits)
 
     return (f"Over {overall['n']} seeds the baseline reaches **{f(overall)}** mAP (the talk: {TALK['baseline_map']}). "
             f"Ranks {ranges[0]} score **{f(head)}**, ranks {ranges[-1]} **{f(tail)}** "
