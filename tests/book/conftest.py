@@ -19,6 +19,7 @@ def root() -> Path:
 def tmp_project(tmp_path, monkeypatch) -> Path:
     """A minimal project (parameters/ copied from the real one) that setup_chapter resolves against."""
     shutil.copytree(ROOT / "parameters", tmp_path / "parameters")
-    (tmp_path / "parameters" / "chapters" / "99_check.yaml").write_text("alpha: 1\nbeta: two\n")
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "99_check.py").write_text('# %% tags=["parameters"]\nprofile = "default"\nalpha = 1\nbeta = "two"\n\n# %%\nx = 1\n')
     monkeypatch.setenv("O365BOOK_ROOT", str(tmp_path))
     return tmp_path

@@ -1,16 +1,19 @@
-"""Parameter files: find, read and merge the YAML files under ``parameters/``.
+"""Parameters: the profiles under ``parameters/profiles/`` and each chapter's own parameters.
 
 A *profile* (``parameters/profiles/<name>.yaml``) fixes the scale of the whole book (data set,
-model, schedules) and is checked against the one typed schema in ``o365lib.book.config.schema``; a
-*chapter parameters file* (``parameters/chapters/NN_name.yaml``) holds the defaults of one chapter's
-papermill parameters. Profile values are overridden by ``section__key`` parameters. This is the
+model, schedules) and is checked against the one typed schema in ``o365lib.book.config.schema``.
+A chapter's parameters and their defaults live in one place, the ``parameters``-tagged first code
+cell of ``book/NN_name.py`` (what papermill overrides and a reader sees): :func:`chapter_parameters`
+reads them from there. Profile values are overridden by ``section__key`` parameters. This is the
 only module that reads YAML: the library below receives plain keyword arguments.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -152,9 +155,35 @@ def load_profile(name_or_path: str | os.PathLike, *, root: Path | None = None,
 
 
 def chapter_parameters(chapter: str, *, root: Path | None = None) -> dict:
-    """The chapter's parameter defaults from ``parameters/chapters/<chapter>.yaml`` (``{}`` if none)."""
-    path = (root or project_root()) / "parameters" / "chapters" / f"{chapter}.yaml"
-    return read_yaml(path) if path.is_file() else {}
+    """A chapter's parameters and defaults: its source's ``parameters`` cell, without ``profile`` (``{}`` if none)."""
+    path = (root or project_root()) / "book" / f"{chapter}.py"
+    if not path.is_file():
+        return {}
+    values = parameters_of_source(path.read_text(encoding="utf-8"), source=str(path))
+    values.pop("profile", None)
+    return values
+
+
+#: The marker of the parameters cell in a jupytext percent-format chapter source.
+PARAMETERS_CELL = re.compile(r'^# %% tags=\["parameters"\]\s*$', re.MULTILINE)
+
+
+def parameters_of_source(text: str, *, source: str = "chapter") -> dict:
+    """The ``name = literal`` assignments of a chapter's ``parameters`` cell (a notebook cell's source, or a
+    whole percent-format file, where the cell runs from its marker to the next ``# %%``)."""
+    found = PARAMETERS_CELL.search(text)
+    if found:
+        text = text[found.end():].split("\n# %%", 1)[0]
+    values = {}
+    for node in ast.parse(text).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ValueError(f"{source}: parameters cell: only 'name = literal' lines allowed, got {ast.unparse(node)!r}")
+        try:
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise ValueError(f"{source}: parameters cell: {node.targets[0].id} is not a plain literal: "
+                             f"{ast.unparse(node.value)!r}") from None
+    return values
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict:

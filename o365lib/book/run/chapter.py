@@ -145,8 +145,7 @@ def setup_chapter(chapter: str, *, profile: str = "default", namespace: dict | N
     path, ``params`` the chapter's declared parameters (``None`` means "the chapter file's default").
     ``namespace`` (a chapter passes ``globals()``) is searched for what papermill injected beyond
     the declared parameters: ``section__key`` names override profile values, any other name is an
-    error that lists the known ones. ``parameters/chapters/<chapter>.yaml`` may only hold declared
-    parameters. Everything is validated before anything is written; the chapter's record
+    error that lists the known ones; the defaults come from the chapter's own parameters cell. Everything is validated before anything is written; the chapter's record
     (``parameters.json``) is written with its metrics, only when it succeeds.
     Side effects: seeds, plotly's default renderer, the results folder.
     """
@@ -157,7 +156,7 @@ def setup_chapter(chapter: str, *, profile: str = "default", namespace: dict | N
     defaults = chapter_parameters(chapter, root=root)
     extra = sorted(set(defaults) - declared)
     if extra:
-        raise ConfigError(str(root / "parameters" / "chapters" / f"{chapter}.yaml"), extra[0],
+        raise ConfigError(str(root / "book" / f"{chapter}.py"), extra[0],
                           f"not a parameter of chapter {chapter}; its parameters: {sorted(declared - {'namespace'})}")
     overrides = _namespace_parameters(dict(namespace or {}), declared, chapter=chapter)
     profile_file = profile_path(profile, root=root)

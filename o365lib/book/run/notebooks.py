@@ -9,13 +9,14 @@ in the build folder, so papermill never writes into a paired source.
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 import jupytext
 import nbformat
 from jupytext.cli import jupytext as jupytext_cli
+
+from o365lib.book.config.profiles import parameters_of_source
 
 #: Chapter sources: ``book/NN_name.py``.
 CHAPTER_SOURCE = re.compile(r"^\d\d_[A-Za-z0-9_]+\.py$")
@@ -141,21 +142,10 @@ def source_to_notebook(source: str | Path, out_path: str | Path) -> Path:
 def parameters_cell(notebook) -> dict:
     """The literals of a notebook's ``parameters``-tagged cell, as a dict (``{}`` if none).
 
-    Evaluated with ``ast.literal_eval`` per assignment, so only plain literals are accepted:
-    a derived value in the parameters cell is an error, as papermill cannot override it cleanly.
+    Only ``name = literal`` lines are accepted: a derived value in the parameters cell is an
+    error, as papermill cannot override it cleanly (``config.profiles.parameters_of_source``).
     """
     for cell in notebook.cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
-            values = {}
-            for node in ast.parse(cell["source"]).body:
-                if not (isinstance(node, ast.Assign) and len(node.targets) == 1
-                        and isinstance(node.targets[0], ast.Name)):
-                    raise ValueError(f"parameters cell: only 'name = literal' lines allowed, got "
-                                     f"{ast.unparse(node)!r}")
-                try:
-                    values[node.targets[0].id] = ast.literal_eval(node.value)
-                except ValueError:
-                    raise ValueError(f"parameters cell: {node.targets[0].id} is not a plain literal: "
-                                     f"{ast.unparse(node.value)!r}") from None
-            return values
+            return parameters_of_source(cell["source"], source="notebook")
     return {}

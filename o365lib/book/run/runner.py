@@ -5,7 +5,7 @@
 1. each chapter source ``book/NN_name.py`` becomes a notebook in ``_build/notebooks/``
    (the paired sources are never written);
 2. papermill runs it with the ``python3`` kernel, ``profile`` and the chapter's parameter file
-   ``parameters/chapters/NN_name.yaml`` as parameters, into ``_build/executed/<profile>/``;
+   the chapter's own parameter defaults, into ``_build/executed/<profile>/``;
    the chapter itself writes its results and ``parameters.json`` under ``results/<profile>/``;
 3. the intro (``00_*``) runs last, since it summarises the other chapters' metrics;
 4. ``jupyter-book build book -W -n --keep-going --all`` renders the book into ``_build/html``;

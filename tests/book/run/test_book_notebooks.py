@@ -8,6 +8,7 @@ import nbformat
 import pytest
 import yaml
 
+from o365lib.book.config.profiles import chapter_parameters
 from o365lib.book.run.notebooks import (
     chapter_sources,
     check_pair,
@@ -34,9 +35,7 @@ def test_parameters_cells_match_the_chapter_files(root):
         notebook = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
         values = parameters_cell(notebook)
         assert values.get("profile") == "default", source.name
-        path = root / "parameters" / "chapters" / f"{source.stem}.yaml"
-        defaults = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
-        assert {k: v for k, v in values.items() if k != "profile"} == defaults, source.name
+        assert {k: v for k, v in values.items() if k != "profile"} == chapter_parameters(source.stem, root=root)
         setup = next(c for c in notebook.cells[notebook.cells.index(
             next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))) + 1:]
             if c.cell_type == "code")

@@ -58,9 +58,9 @@ def test_bad_overrides_fail_before_anything_runs(tmp_project, name, value, messa
     assert not (tmp_project / "results").exists() or not any((tmp_project / "results").rglob("*.json"))
 
 
-def test_chapter_yaml_may_only_hold_declared_parameters(tmp_project):
-    (tmp_project / "parameters" / "chapters" / "98_typo.yaml").write_text("clases: 151-300\n")
-    with pytest.raises(ConfigError, match=r"98_typo\.yaml: clases: not a parameter of chapter 98_typo"):
+def test_a_default_the_call_does_not_declare_is_an_error(tmp_project):
+    (tmp_project / "book" / "98_typo.py").write_text('# %% tags=["parameters"]\nclases = "151-300"\n')
+    with pytest.raises(ConfigError, match=r"98_typo\.py: clases: not a parameter of chapter 98_typo"):
         o365lib.book.setup_chapter("98_typo", profile="smoke", classes="301-365")
 
 

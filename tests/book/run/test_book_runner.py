@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from o365lib.book.run.records import failed_chapters
 from o365lib.book.run.runner import execute_chapter
+
+#: starts subprocesses (torchrun / papermill kernels): minutes, not seconds
+pytestmark = pytest.mark.slow
 
 HEADER = '# %% tags=["parameters"]\nprofile = "default"\nfail = False\n\n'
 GOOD = ("# %%\nimport o365lib.book\n"
@@ -31,14 +36,14 @@ def test_good_chapter_runs_and_a_failure_keeps_the_last_good_record(tmp_project)
     record = tmp_project / "results" / "smoke" / "97_good" / "parameters.json"
     good_record, good_page = record.read_bytes(), executed.read_bytes()
 
-    (tmp_project / "parameters" / "chapters" / "97_good.yaml").write_text("fail: true\n")
+    good.write_text(HEADER.replace("fail = False", "fail = True") + GOOD)  # the chapter's own default
     run = execute_chapter(good, profile="smoke", build_dir=build, root=tmp_project, progress=False)
     assert not run.ok and "boom 42" in run.error
     assert record.read_bytes() == good_record and executed.read_bytes() == good_page
     assert (build / "executed" / "smoke" / "failed" / "97_good.ipynb").is_file()
     assert "boom 42" in failed_chapters(tmp_project / "results" / "smoke")["97_good"]["error"]
 
-    (tmp_project / "parameters" / "chapters" / "97_good.yaml").write_text("fail: false\n")
+    good.write_text(HEADER + GOOD)
     assert execute_chapter(good, profile="smoke", build_dir=build, root=tmp_project, progress=False).ok
     assert failed_chapters(tmp_project / "results" / "smoke") == {}
 
