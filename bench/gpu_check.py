@@ -4,7 +4,7 @@ Called by ``bench/gpu_check.sh`` (which installs the carried wheels first); see 
 ``run`` invocation. Parts, each in its own subprocess with its own timeout, in this order:
 
 1. ``tests``: the CUDA-parametrised cases of tests/tta (soft-NMS, WBF; ``-k cuda``) and
-   tests/test_cuda_*.py (Cascade R-CNN bf16 train step and inference, fp32 CUDA vs CPU, RoIAlign);
+   tests/modeling/test_cuda_*.py (Cascade R-CNN bf16 train step and inference, fp32 CUDA vs CPU, RoIAlign);
 2. ``detector``: R-50-FPN Cascade R-CNN, 365 classes, 800x1333 inputs, batch 2, bf16 autocast
    (then fp32): train and inference images/s, peak GPU memory (``bench_detector.run_ours``);
 3. ``fusion``: ``bench/bench_fusion.py --device cuda`` on a smaller workload;
@@ -15,7 +15,7 @@ Called by ``bench/gpu_check.sh`` (which installs the carried wheels first); see 
 A failing or timed-out part is recorded in the JSON and the next part runs. The JSON is rewritten
 after every part, so an outer kill still leaves the parts done so far. ``--device cpu`` is the dry
 run: the same parts on CPU with tiny sizes (the tests part selects the torch-on-CPU twins of the
-CUDA cases; tests/test_cuda_*.py are then collected and skipped).
+CUDA cases; tests/modeling/test_cuda_*.py are then collected and skipped).
 
 ``--verify-wheels DIR`` (used by ``bench/fetch_gpu_wheels.sh``) checks that the carried wheels plus
 the GPU image's preinstalled packages satisfy every wheel's requirements for CPython 3.12 on Linux.
@@ -428,7 +428,7 @@ def _junit_summary(path: Path) -> dict:
 
 def part_tests(ctx) -> dict:
     junit = ctx.work / "junit.xml"
-    files = TEST_FILES + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_cuda_*.py"))
+    files = TEST_FILES + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_cuda_*.py"))
     command = [
         ctx.python,
         "-m",

@@ -10,7 +10,6 @@ import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
-from o365lib import viz
 from o365lib.data import CocoData, tail_stats
 from o365lib.viz.data_plots import plot_image_examples, plot_instance_distribution, plot_tiny_distribution
 
@@ -30,11 +29,6 @@ def _coco(tmp_path) -> CocoData:
                        {"id": 9, "name": "donkey", "style": "large_plain"}],
     }
     return CocoData.from_dataset(dataset, image_root=tmp_path)
-
-
-def test_exported_from_viz():
-    assert viz.plot_instance_distribution is plot_instance_distribution
-    assert viz.plot_image_examples is plot_image_examples and viz.plot_tiny_distribution is plot_tiny_distribution
 
 
 def test_instance_distribution(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from o365lib.data import DataValidationError, DetectionDataset, image_category_ids, load_coco
+from o365lib.data import CocoData, DataValidationError, DetectionDataset, image_category_ids, load_coco
 
 
 class _Labels:
@@ -96,9 +96,8 @@ def test_not_a_coco_object():
 
 
 def test_real_cocodata(tmp_path):
-    data_module = pytest.importorskip("o365lib.data")
     coco = _coco(tmp_path)
-    real = data_module.CocoData.from_dataset(
+    real = CocoData.from_dataset(
         {
             "images": coco.dataset["images"][:2],
             "annotations": coco.dataset["annotations"],

@@ -6,9 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from o365lib.engine.checkpoint import read_checkpoint
+
+#: starts subprocesses (torchrun / papermill kernels): minutes, not seconds
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 

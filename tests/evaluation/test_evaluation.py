@@ -238,8 +238,24 @@ def test_per_class_table_and_compare():
     assert (cmp_range["improved"], cmp_range["worse"], cmp_range["unchanged"]) == (0, 1, 1)
 
 
-def test_stat_names():
-    assert len(STAT_NAMES) == 12 and STAT_NAMES[0] == "mAP"
+def test_stat_names_name_what_pycocotools_computes():
+    """Each name is checked against pycocotools' precision / recall arrays, not against its stats order."""
+    gt, dets = random_workload(2)
+    ours = evaluate(gt, dets, ranges=())
+    ref = pycocotools_eval(gt, dets)
+    precision, recall = ref.eval["precision"], ref.eval["recall"]  # [T, R, K, A, M], [T, K, A, M]
+
+    def mean_valid(values):
+        return 100 * float(np.mean(values[values > -1]))
+
+    # IoU thresholds 0.5:0.05:0.95 (index 0: 0.5, 5: 0.75); areas all, small, medium, large; maxDets 1, 10, 100
+    expected = {"mAP": mean_valid(precision[:, :, :, 0, 2]), "AP50": mean_valid(precision[0, :, :, 0, 2]),
+                "AP75": mean_valid(precision[5, :, :, 0, 2]), "APm": mean_valid(precision[:, :, :, 2, 2]),
+                "AR1": mean_valid(recall[:, :, 0, 0]), "AR10": mean_valid(recall[:, :, 0, 1]),
+                "AR100": mean_valid(recall[:, :, 0, 2]), "ARl": mean_valid(recall[:, :, 3, 2])}
+    assert set(expected) <= set(STAT_NAMES)
+    for name, value in expected.items():
+        assert ours[name] == pytest.approx(value, abs=1e-9), name
 
 
 def test_default_ranges_too_large_is_clear():

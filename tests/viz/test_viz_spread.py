@@ -7,7 +7,6 @@ import math
 import plotly.graph_objects as go
 import pytest
 
-from o365lib import viz
 from o365lib.book.present.comparisons import effects_records, paired_effect
 from o365lib.viz.eval_plots import plot_range_bars
 from o365lib.viz.spread_plots import plot_effects, plot_ranked_remedies
@@ -15,10 +14,6 @@ from o365lib.viz.spread_plots import plot_effects, plot_ranked_remedies
 
 def _ev(overall, head, tail):
     return {"mAP": overall, "ranges": {"1-2": {"mAP": head}, "3-5": {"mAP": tail}}}
-
-
-def test_exported_from_viz():
-    assert viz.plot_effects is plot_effects and viz.plot_ranked_remedies is plot_ranked_remedies
 
 
 def test_range_bars_draw_mean_std_and_the_seeds():

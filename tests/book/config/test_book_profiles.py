@@ -113,3 +113,23 @@ def test_every_profile_key_is_read_by_something(root):
     read_via_asdict = {"crops_per_class", "crop_size"}  # PretrainSection is passed as **asdict(...)
     unread = sorted(key for key in field_paths(Profile) if key.split(".")[-1] not in read | read_via_asdict)
     assert not unread, f"profile keys that nothing reads: {unread}"
+
+
+def test_every_train_setting_arrives_in_the_training_configuration(root):
+    """Reading a key is not enough: each train.* value of the profile must reach ``TrainConfig``."""
+    from dataclasses import fields
+    from types import SimpleNamespace
+
+    from o365lib.book.artefacts.models import train_config
+    from o365lib.book.config.schema import TrainSection
+
+    changed = {"epochs": 3.5, "batch_size": 3, "lr": 0.0123, "momentum": 0.8, "weight_decay": 0.002,
+               "warmup_iters": 7, "lr_steps": [0.5], "scales": [96, 112], "flip": False, "clip_grad": 2.5,
+               "amp": "bf16", "channels_last": True, "checkpoint_every": 9, "num_workers": 2}
+    assert set(changed) == {f.name for f in fields(TrainSection)}, "a new train setting needs a value here"
+    cfg = load_profile("smoke", root=root, overrides={f"train__{k}": v for k, v in changed.items()})
+    config = train_config(SimpleNamespace(cfg=cfg), seed=5)
+    for name, value in changed.items():
+        got = getattr(config, name)
+        assert (list(got) if isinstance(got, tuple) else got) == value, name
+    assert config.seed == 5

@@ -143,11 +143,21 @@ def test_verdict_never_contradicts_its_interval():
     assert {"reproduced", "reversed", "inconclusive", "higher", "lower", "contradicted"} <= seen
 
 
-def test_talk_numbers():
-    assert TALK["baseline_map"] == 29.5 and TALK["tail_zero_ap"] == 39
+def test_talk_effects_are_the_talks_differences_to_one_decimal():
+    """Effects computed from the quoted numbers (18.4 -> 29.5, 29.6 -> 29.9 -> 30.7, 18.4 -> 23.3, 31.3 -> 31.0)."""
     assert TALK_EFFECTS["expert_tail"] == 11.1 and TALK_EFFECTS["resample_tail"] == 4.9
+    assert TALK_EFFECTS["resample_overall"] == -0.3
     assert (TALK_EFFECTS["merge_first_expert"], TALK_EFFECTS["merge_second_expert"]) == (0.3, 0.8)
-    assert TALK_EFFECTS["tiny_full_pretrain"] == 4.2
+
+
+def test_talk_numbers_agree_with_each_other():
+    """The talk quotes some numbers twice, and counts within a range; a typo in one breaks these."""
+    assert TALK["resample_tail"][0] == TALK["expert_tail_before"]  # the same baseline tail AP
+    assert TALK["tail_zero_ap"] <= TALK["tail_num_classes"] == 365 - 301 + 1
+    assert TALK["expert_classes_improved"] <= TALK["tail_num_classes"]
+    assert TALK["resample_overall"][0] == TALK["tricks_start"]
+    ratio = TALK["objects365_max_instances"] / TALK["objects365_min_instances"]
+    assert round(ratio) == 75746 and round(TALK["coco_max_instances"] / TALK["coco_min_instances"]) == 1326
 
 
 def test_text_helpers():
@@ -224,6 +234,7 @@ def test_effects_records_are_json_ready():
 def test_page_table_hides_an_index_that_only_numbers_rows():
     frame = pd.DataFrame({"rank": [301, 302, 305], "ap": [0.0, 1.5, 0.0]})
     zero = page_table(frame[frame["ap"] == 0])  # a filter leaves an integer index 0, 2: no meaning
+    assert not isinstance(zero, pd.DataFrame)  # a Styler: pandas' own HTML of a frame always shows the index
     html = zero.to_html()
     assert "row_heading" not in html and "301" in html and "305" in html
     named = page_table(frame.set_index("rank"))  # a meaningful index stays a column

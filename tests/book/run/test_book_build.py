@@ -22,7 +22,7 @@ import yaml
 from o365lib.book.run.notebooks import chapter_sources
 from o365lib.book.run.runner import build_html
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CHAPTERS = [s.stem for s in chapter_sources(ROOT / "book")]
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,11 @@ def test_offline_html_has_no_script_source_and_no_cdn():
 def test_register_sets_the_default_next_to_the_mimetype():
     previous = pio.renderers.default
     try:
-        assert register_offline_renderer() == DEFAULT_RENDERERS
-        bundle = pio.renderers._build_mime_bundle(go.Figure().to_dict(), renderers_string=DEFAULT_RENDERERS)
+        pio.renderers.default = "json"
+        register_offline_renderer()
+        assert pio.renderers.default == DEFAULT_RENDERERS
+        bundle = pio.renderers._build_mime_bundle(go.Figure().to_dict())  # what a chapter's figure shows
         assert set(bundle) == {"application/vnd.plotly.v1+json", "text/html"}
+        assert "Plotly.newPlot" in bundle["text/html"] and "<script src" not in bundle["text/html"]
     finally:
         pio.renderers.default = previous
