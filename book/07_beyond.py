@@ -39,7 +39,8 @@
 #   classifier started from the baseline's softmax classifier instead of from scratch (see the last
 #   section);
 # - **NorCal** (Pan et al. 2021): no training at all; the softmax CE model's class scores divided by
-#   the class's training count to the power gamma, renormalised with the background;
+#   the class's number of training images to the power gamma (as the authors' code does;
+#   `-p remedies__norcal_counts instances` divides by instances), renormalised with the background;
 # - the best of these **+ experts**: the talk's two experts (chapter 3) merged into it, with NorCal
 #   calibration so that the per-image cap does not drop the experts' tail boxes.
 #

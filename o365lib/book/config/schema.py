@@ -187,6 +187,9 @@ class RemediesSection:
 
     losses: list[str] = field(default_factory=lambda: ["seesaw", "eqlv2", "federated"])
     norcal_gamma: float = at_least(0.0, default=1.0)
+    #: what NorCal divides each class's score by: its training ``images`` (as the authors' code does with
+    #: LVIS ``image_count``) or its training ``instances``
+    norcal_counts: Literal["images", "instances"] = "images"
     #: how a new loss's classifier starts, one row per start: ``fresh`` (initialised as in the papers) and
     #: ``converted`` (from the baseline's softmax rows, log-odds against background; only for losses with a
     #: linear counterpart, EQLv2 and Federated; Seesaw's cosine classifier always starts fresh)

@@ -14,7 +14,8 @@ iterations and learning rate), so rows differ only in what they change:
 - ``<best> + experts``: the best row's results with the talk's two experts (chapter 3) merged in,
   NorCal-calibrated before the per-image cap.
 
-Class counts (Seesaw's prior, Federated's sampling weights, NorCal) come from the training file.
+Class counts (Seesaw's prior, Federated's sampling weights, NorCal's divisor: training images per class
+by default) come from the training file.
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ def ensure_row(ctx, row: str, *, seed: int, base: models.ModelRun) -> models.Mod
 
 
 def norcal(ctx) -> dict:
-    """The NorCal calibration of the profile (class counts from the training file)."""
-    return {"norcal_gamma": ctx.cfg.remedies.norcal_gamma, "class_counts": class_counts(ctx)["instances"]}
+    """The NorCal calibration of the profile: ``remedies.norcal_gamma`` and the class counts it divides by
+    (``remedies.norcal_counts``: training images per class by default, as in the authors' code, or instances)."""
+    return {"norcal_gamma": ctx.cfg.remedies.norcal_gamma,
+            "class_counts": class_counts(ctx)[ctx.cfg.remedies.norcal_counts]}
 
 
 def training_seconds(run: models.ModelRun) -> float | None:
@@ -124,8 +127,7 @@ def with_experts(ctx, study: dict, row: str) -> list:
     """Per seed: the best row's results with the talk's experts merged in (NorCal calibration before the cap);
     the merge runs only when its metrics are not cached."""
     ids = datasets.load_split(ctx, "train").label_map.category_ids
-    calibration = {"norcal_gamma": ctx.cfg.remedies.norcal_gamma,
-                   "class_counts": dict(zip(ids, class_counts(ctx)["instances"]))}
+    calibration = {**norcal(ctx), "class_counts": dict(zip(ids, norcal(ctx)["class_counts"]))}
     out = []
     for seed in ctx.seeds:
         base = models.ensure_baseline(ctx, seed)
