@@ -62,6 +62,8 @@ class GroundTruthColumns:
     bbox: np.ndarray
     area: np.ndarray
     iscrowd: np.ndarray
+    #: ignored ground truth that is not crowd (LVIS's ``ignore`` flag); None = only crowd is ignored
+    ignore: np.ndarray | None = None
 
 
 def gt_columns(dataset: Mapping) -> GroundTruthColumns:
@@ -134,8 +136,13 @@ def _load_results(path: str | os.PathLike) -> DetectionColumns:
     decoder = json.JSONDecoder()
     with open(path, encoding="utf-8") as f:
         head = f.read(_BLOCK_CHARS).lstrip()
+        if not head:
+            raise DataValidationError(source, ["the file is empty (expected a JSON list of COCO result dicts)"])
         if not head.startswith("["):
-            raise DataValidationError(source, ["expected a JSON list of COCO result dicts"])
+            kind = "a JSON object" if head.startswith("{") else "not a JSON list"
+            raise DataValidationError(source, [
+                (f"the results are {kind}, expected a JSON list of COCO result dicts "
+                "([{\"image_id\", \"category_id\", \"bbox\", \"score\"}, ...])")])
         buffer, eof = head[1:], False
         while buffer.strip() or not eof:
             if not eof:
@@ -230,10 +237,38 @@ def detection_columns(detections: Any, *, source: str = "detections") -> Detecti
     for name, shape in (("image_id", (n,)), ("category_id", (n,)), ("bbox", (n, 4)), ("score", (n,))):
         if getattr(cols, name).shape != shape:
             raise DataValidationError(source, [f"field {name!r} has shape {getattr(cols, name).shape}, expected {shape}"])
-    bad = np.flatnonzero(np.isnan(cols.score))
-    if bad.size:
-        raise DataValidationError(source, [f"result index={int(bad[0])} field 'score' is NaN"])
+    check_values(cols, source=source)
     return cols
+
+
+def check_values(cols: DetectionColumns, *, source: str) -> None:
+    """Scores and box coordinates must be finite, widths and heights not negative.
+
+    The first offending record is named by its index in the input and its field, e.g.
+    ``result index=7 field 'bbox' = [5.0, 5.0, nan, 30.0]: w is NaN``.
+    """
+    bad_score = np.flatnonzero(~np.isfinite(cols.score))
+    finite_box = np.isfinite(cols.bbox)
+    bad_box = np.flatnonzero(~finite_box.all(axis=1) | (cols.bbox[:, 2] < 0) | (cols.bbox[:, 3] < 0))
+    first_score = int(bad_score[0]) if bad_score.size else None
+    first_box = int(bad_box[0]) if bad_box.size else None
+    if first_score is not None and (first_box is None or first_score <= first_box):
+        value = float(cols.score[first_score])
+        what = "NaN" if np.isnan(value) else "infinite"
+        raise DataValidationError(source, [f"result index={first_score} field 'score' is {what} ({value!r})"])
+    if first_box is not None:
+        box = cols.bbox[first_box]
+        problems = []
+        for name, v in zip("xywh", box.tolist()):
+            if np.isnan(v):
+                problems.append(f"{name} is NaN")
+            elif not np.isfinite(v):
+                problems.append(f"{name} is infinite")
+            elif name in "wh" and v < 0:
+                problems.append(f"{name} is negative")
+        raise DataValidationError(source, [
+            (f"result index={first_box} field 'bbox' = {box.tolist()!r}: {', '.join(problems)} "
+            "(COCO boxes are [x, y, width, height] with finite values and width, height >= 0)")])
 
 
 def _from_mapping(data: Mapping, *, source: str) -> DetectionColumns:

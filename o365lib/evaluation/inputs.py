@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,13 +23,26 @@ from o365lib.evaluation.columns import (
     gt_columns,
 )
 from o365lib.evaluation.summary import ap_by_rank_range
+from o365lib.io import write_json
 
 
 def as_dataset(gt: Any) -> dict:
     """A COCO dict from a path, a dict, or an object with a ``.dataset`` dict (``CocoData``)."""
     if isinstance(gt, (str, os.PathLike)):
         with open(gt) as f, gc_paused():
-            return json.load(f)
+            text = f.read()
+            if not text.strip():
+                raise DataValidationError(str(gt), ["the file is empty (expected a COCO ground-truth JSON object)"])
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise DataValidationError(str(gt), [f"not valid JSON: {err}"]) from None
+            del text
+        if not isinstance(data, dict):
+            raise DataValidationError(str(gt), [
+                (f"the ground truth is a JSON {type(data).__name__}, expected a COCO object with "
+                "'images', 'annotations' and 'categories'")])
+        return data
     if hasattr(gt, "dataset") and isinstance(gt.dataset, dict):
         return gt.dataset
     if isinstance(gt, Mapping):
@@ -42,11 +53,29 @@ def as_dataset(gt: Any) -> dict:
 def load_inputs(gt: Any, detections: Any) -> tuple[dict, GroundTruthColumns, DetectionColumns]:
     """Ground truth as a dict and as columns, and the detections as checked columns."""
     gt_data = as_dataset(gt)
+    check_ground_truth(gt_data, source=str(gt) if isinstance(gt, (str, os.PathLike)) else "ground truth")
     gt_cols = gt_columns(gt_data)
     source = str(detections) if isinstance(detections, (str, os.PathLike)) else "detections"
     dets = detection_columns(detections, source=source)
     check_ids(dets, gt_cols, source=source)
     return gt_data, gt_cols, dets
+
+
+def check_ground_truth(gt_data: Mapping, *, source: str) -> None:
+    """A COCO ground truth needs lists of ``images`` and ``categories`` (``annotations`` may be absent)."""
+    for key in ("images", "categories"):
+        value = gt_data.get(key)
+        if value is None:
+            raise DataValidationError(source, [
+                (f"the ground truth has no {key!r} list (a COCO ground truth has 'images', 'annotations' "
+                "and 'categories'; is this a results file?)")])
+        if not isinstance(value, list):
+            raise DataValidationError(source, [f"field {key!r} is a {type(value).__name__}, expected a list"])
+    if not gt_data["categories"]:
+        raise DataValidationError(source, ["field 'categories' is an empty list: nothing to evaluate"])
+    for index, cat in enumerate(gt_data["categories"]):
+        if not isinstance(cat, Mapping) or "id" not in cat:
+            raise DataValidationError(source, [f"categories index={index} has no field 'id'"])
 
 
 def _first_unknown(values: np.ndarray, known: np.ndarray) -> int | None:
@@ -97,14 +126,5 @@ def range_table(per_class: Mapping, ranking: Mapping[int, int], ranges: Sequence
 
 
 def atomic_write_json(obj: Any, path: str | os.PathLike) -> None:
-    """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON atomically (:func:`o365lib.io.write_json`): a reader never sees half a file."""
+    write_json(path, obj)
