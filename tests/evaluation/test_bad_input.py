@@ -79,3 +79,22 @@ def test_bad_ground_truth_file(gt, expected, tmp_path):
     with pytest.raises(DataValidationError, match=expected) as info:
         evaluate(str(path), [GOOD], ranges=())
     assert str(path) in str(info.value)
+
+
+def test_typed_and_plain_json_paths_give_the_same_columns(tmp_path):
+    """Blocks msgspec accepts are parsed typed; others (NaN literals, extra fields) by json: same columns."""
+    from o365lib.evaluation.columns import _load_results, _typed_block
+
+    records = [{"image_id": 2.0, "category_id": 2, "bbox": [1, 2.5, 3, 4], "score": 1, "segmentation": [[1, 2]]},
+               {"image_id": 2, "category_id": 2, "bbox": [0.1, 0.2, 0.3, 0.4], "score": 0.25}]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(records))
+    body = json.dumps(records)[1:-1]
+    fast = _typed_block(body)
+    assert fast is not None
+    plain = _load_results(path)
+    for name in ("image_id", "category_id", "bbox", "score"):
+        assert (getattr(fast, name) == getattr(plain, name)).all()
+        assert getattr(fast, name).dtype == getattr(plain, name).dtype
+    assert _typed_block('{"image_id": 1, "category_id": 2, "bbox": [1, 2, 3, NaN], "score": 1}') is None
+    assert _typed_block('{"image_id": 1.5, "category_id": 2, "bbox": [1, 2, 3, 4], "score": 1}') is None
