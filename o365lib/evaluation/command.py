@@ -64,6 +64,19 @@ class EvaluationReport:
 
         return report_figures(self)
 
+    def figure(self, name: str):
+        """One figure by name: "frequency", "groups", "pr_curves", "range_change", "class_change"."""
+        from o365lib.evaluation import figures
+
+        makers = {"frequency": figures.fig_ap_vs_frequency, "groups": figures.fig_groups,
+                  "pr_curves": figures.fig_pr_curves, "range_change": figures.fig_range_deltas,
+                  "class_change": figures.fig_class_deltas}
+        if name not in makers:
+            raise ValueError(f"unknown figure {name!r}; one of {sorted(makers)}")
+        if name.endswith("_change") and self.comparison is None:
+            raise ValueError(f"figure {name!r} needs a comparison (compare=...)")
+        return makers[name](self)
+
     def html(self, *, title: str = "Long-tail evaluation report") -> str:
         """One self-contained offline HTML page (plotly.js inline)."""
         from o365lib.evaluation.html_page import report_html

@@ -120,3 +120,21 @@ def test_module_and_console_script_run(files):
     assert run.returncode == 0, run.stderr
     assert "AP50" in run.stdout
     assert "o365-eval = \"o365lib.evaluation.cli:main\"" in (Path(__file__).parents[2] / "pyproject.toml").read_text()
+
+
+def test_library_entry_takes_in_memory_data_and_names_figures(files):
+    """What the book page does: CocoData-like objects and result lists, then figures by name."""
+    from types import SimpleNamespace
+
+    from o365lib.evaluation import evaluate_files
+
+    _, gt, dets, other = files
+    report = evaluate_files(SimpleNamespace(dataset=gt), dets, train=SimpleNamespace(dataset=gt), compare=other,
+                            labels=("baseline", "expert"), fixed_ap=True, bootstrap=10, seed=0)
+    assert report.metrics["AP"] == evaluate(gt, dets, ranges=("1-4",))["AP"]
+    assert report.counts_label == "training images" and report.labels == ("baseline", "expert")
+    for name in ("frequency", "groups", "pr_curves", "range_change", "class_change"):
+        assert len(report.figure(name).data) >= 1
+    with pytest.raises(ValueError, match="unknown figure"):
+        report.figure("nope")
+    assert "baseline" in report.text and "expert" in report.text
