@@ -141,21 +141,16 @@ def coco_eval_columns(gt: GroundTruthColumns, dets: DetectionColumns, *, max_det
         where = slot[o] >= 0
         st[:, where] = status[:, slot[o][where]]
         area, free = det_area[o], d_free[o]
-        # a detection beyond a smaller cap is neither a true nor a false positive for that cap: the
-        # caps are rows of one [M*T, n] problem (zeroed columns leave the cumulative sums unchanged)
-        in_cap = np.stack([np.ones(o.size, bool) if cap is None or cap == cap_last else rank[o] < cap
-                           for cap in caps])  # [M, n]
+        kept_by_cap = [None if cap is None or cap == cap_last else np.flatnonzero(rank[o] < cap) for cap in caps]
         for a in range(A):
             if npig[a] == 0:
                 continue
             st_a = st[a * T:(a + 1) * T]
             counted = ~((area < ranges[a, 0]) | (area > ranges[a, 1]) | free)  # unmatched and ignored
-            tp_a, fp_a = st_a == 1, (st_a == 0) & counted[None, :]
-            tp_m = (tp_a[None, :, :] & in_cap[:, None, :]).reshape(M * T, -1)
-            fp_m = (fp_a[None, :, :] & in_cap[:, None, :]).reshape(M * T, -1)
-            q, rc = _pr_curve(tp_m, fp_m, npig=int(npig[a]))
-            precision[:, :, k, a, :] = q.reshape(M, T, R).transpose(1, 2, 0)
-            recall[:, k, a, :] = rc.reshape(M, T).T
+            for m, keep in enumerate(kept_by_cap):
+                st_m, counted_m = (st_a, counted) if keep is None else (st_a[:, keep], counted[keep])
+                precision[:, :, k, a, m], recall[:, k, a, m] = _pr_curve(
+                    st_m == 1, (st_m == 0) & counted_m[None, :], npig=int(npig[a]))
             if outcomes and a == 0:
                 gk = slice(g_bounds[k], g_bounds[k + 1])
                 per_class_outcomes[k] = {"det_image": d_img_sorted[o], "tp": st_a == 1,
