@@ -5,7 +5,9 @@ kills it above ``--mem-limit-gib``; the child reports its peak ``VmHWM`` and wal
 file paths to the summary numbers, result JSON parsing included):
 
 - COCO protocol, 5000 images x 100 detections, 365 long-tailed classes (``make_arrays`` of
-  bench_eval_scale.py): ``ours`` (``evaluate``), ``ultrafast`` (ultrafast-pycocotools COCOeval),
+  bench_eval_scale.py): ``ours`` (``evaluate``), ``ours_ultrafast_engine`` (``evaluate(...,
+  engine="ultrafast")``: our reading and checks, ultrafast's matching), ``ultrafast``
+  (ultrafast-pycocotools COCOeval on the files),
   ``faster_coco_eval`` (COCOeval_faster, standard mode), ``pycocotools``;
 - LVIS protocol on an LVIS-val-shaped workload (``--lvis-images`` 20,000 images, 1203 classes with
   r/c/f frequencies, ~12 ground-truth boxes, 8 negative and some not-exhaustive classes per image,
@@ -44,7 +46,7 @@ sys.path.insert(0, str(HERE))
 from bench_eval_scale import GIB, _status_bytes, make_arrays, write_gt, write_results
 
 LVIS_CLASSES = 1203
-COCO_CASES = ("ours", "ultrafast", "faster_coco_eval", "pycocotools")
+COCO_CASES = ("ours", "ours_ultrafast_engine", "ultrafast", "faster_coco_eval", "pycocotools")
 LVIS_CASES = ("ours", "ultrafast_lvis", "faster_coco_eval_lvis")
 
 
@@ -139,10 +141,11 @@ def run_case(protocol: str, case: str, gt_path: Path, res_path: Path) -> dict:
     if protocol == "lvis":
         frequency = {c["id"]: c["frequency"] for c in json.loads(gt_path.read_text())["categories"]}
         t0 = time.perf_counter()  # reading the frequencies for the reduction is not the peer's time
-    if case == "ours":
+    if case in ("ours", "ours_ultrafast_engine"):
         from o365lib.evaluation import evaluate_arrays
 
-        _, arrays = evaluate_arrays(str(gt_path), str(res_path), protocol=protocol, ranges=())
+        engine = "ultrafast" if case == "ours_ultrafast_engine" else "numpy"
+        _, arrays = evaluate_arrays(str(gt_path), str(res_path), protocol=protocol, ranges=(), engine=engine)
         precision, recall, cats = arrays["precision"], arrays["recall"], arrays["category_ids"]
     elif case in ("ultrafast", "ultrafast_lvis"):
         from ultrafast_pycocotools import COCO, COCOeval

@@ -113,6 +113,7 @@ def evaluate_files(
     seed: int = 0,
     level: float = 0.95,
     pr_classes: Sequence[int] | None = None,
+    engine: str = "numpy",
 ) -> EvaluationReport:
     """Evaluate ``detections`` (and ``compare``, a second detector's results) against ``gt``.
 
@@ -124,6 +125,7 @@ def evaluate_files(
             differences (``bootstrap`` samples over images, ``seed``, interval ``level``).
         labels: names of the two detectors in the reports; default the file names.
         pr_classes: category ids whose PR curves the HTML shows; default six spread over the ranking.
+        engine: "numpy" or "ultrafast" (COCO protocol; see :func:`o365lib.evaluation.evaluate_arrays`).
     """
     gt_source = str(gt) if isinstance(gt, (str, os.PathLike)) else "ground truth"
     gt_data = as_dataset(gt)
@@ -133,7 +135,8 @@ def evaluate_files(
     ranking, ranking_source = resolve_ranking(None, train_data=train_data, gt_data=gt_data)
     ranges = list(ranges) if ranges is not None else default_ranges(len(ranking))
     kwargs = {"ranking": ranking, "train_gt": train_data, "ranges": ranges, "max_dets": max_dets,
-              "fixed_ap": fixed_ap, "fixed_ap_k": fixed_ap_k, "protocol": protocol, "outcomes": compare is not None}
+              "fixed_ap": fixed_ap, "fixed_ap_k": fixed_ap_k, "protocol": protocol, "outcomes": compare is not None,
+              "engine": engine if protocol == "coco" else "numpy"}
     metrics, arrays = evaluate_arrays(gt_data, detections, **kwargs)
     metrics["ranking_source"] = ranking_source
     names = {int(c["id"]): str(c.get("name", c["id"])) for c in gt_data["categories"]}

@@ -4,8 +4,10 @@ One standard COCO evaluation gives the accumulated ``precision [T, R, K, A, M]``
 arrays; everything else is read off them (:mod:`o365lib.evaluation.summary`). The default engine
 is :mod:`o365lib.evaluation.engine`, which works on columns of numpy arrays, so that 8M
 detections (Objects365 v2 val at 100 per image) never become 8M Python dicts; it is pinned to
-pycocotools in the tests. ``engine="faster_coco_eval"`` runs faster-coco-eval 1.8 instead (same
-numbers, one dict per detection), as a cross-check.
+pycocotools in the tests. ``engine="ultrafast"`` hands the same columns to ultrafast-pycocotools'
+Rust matching (same numbers, about 2x faster end to end on 500k detections, COCO protocol only);
+``engine="faster_coco_eval"`` runs faster-coco-eval 1.8 (same numbers, one dict per detection), as
+a cross-check.
 
 ``protocol="coco"`` is COCO's standard mode, right for exhaustively labelled Objects365 (an LVIS
 mode that drops the detections of classes absent from an image would leave false positives
@@ -49,7 +51,7 @@ from o365lib.evaluation.summary import (
     summary_stats,
 )
 
-ENGINES = ("numpy", "faster_coco_eval")
+ENGINES = ("numpy", "faster_coco_eval", "ultrafast")
 PROTOCOLS = ("coco", "lvis", "auto")
 
 
@@ -119,6 +121,30 @@ def frequency_groups(gt_data: Mapping, train_counts: Mapping[int, int] | None) -
     return None, None
 
 
+def run_ultrafast_eval(gt: dict, detections: DetectionColumns, *, max_dets: int = 100) -> dict:
+    """Standard-mode COCO bbox evaluation by ultrafast-pycocotools (Rust, bit-identical to pycocotools).
+
+    The detections go in as pycocotools' ``[N, 7]`` array, so no dict per detection is made. Same
+    return layout as :func:`run_coco_eval`. Measured 3.2x faster than the numpy engine's matching
+    and accumulation on 500k detections (bench/README.md); needs ``pip install ultrafast-pycocotools``.
+    """
+    import contextlib
+    import io
+
+    from ultrafast_pycocotools import COCO, COCOeval
+
+    array = np.column_stack([detections.image_id, detections.bbox, detections.score, detections.category_id])
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO({**gt, "annotations": [dict(a) for a in gt.get("annotations", [])]})
+        ev = COCOeval(coco_gt, coco_gt.loadRes(array.astype(np.float64)), "bbox")
+        ev.params.maxDets = _max_dets_list(max_dets)
+        ev.evaluate()
+        ev.accumulate()
+    return {"precision": np.asarray(ev.eval["precision"]), "recall": np.asarray(ev.eval["recall"]),
+            "category_ids": [int(c) for c in ev.params.catIds], "iou_thrs": np.asarray(ev.params.iouThrs),
+            "max_dets": list(ev.params.maxDets)}
+
+
 def evaluate(gt: Any, detections: Any, **kwargs) -> dict:
     """Evaluate COCO results against ground truth; return (and optionally save) a JSON-able dict.
 
@@ -160,7 +186,8 @@ def evaluate_arrays(
             per-image cap across classes (default 300).
         fixed_ap: also compute fixed AP (:mod:`o365lib.evaluation.fixed_ap`) under ``"fixed_ap"``.
         fixed_ap_k: its per-class K; None = the rule scaled from LVIS v1 val (reported).
-        engine: "numpy" (columns, default) or "faster_coco_eval" (reference, one dict per box; COCO only).
+        engine: "numpy" (columns, default), "ultrafast" (ultrafast-pycocotools' Rust matching on the same
+            columns, COCO protocol only, same numbers) or "faster_coco_eval" (reference, one dict per box).
         protocol: "coco" (default), "lvis" or "auto" (see the module docstring).
         outcomes: keep the per-detection outcomes in the arrays (for a bootstrap over images).
         out_path: if given, the dict is written there as JSON (atomically).
@@ -196,8 +223,10 @@ def evaluate_arrays(
         names = LVIS_STAT_NAMES
     else:
         eval_gt, eval_dets = gt_cols, dets
-        if engine == "numpy":
+        if engine == "numpy" or outcomes or not len(dets):  # outcomes (the bootstrap) come from the numpy engine
             arrays = coco_eval_columns(gt_cols, dets, max_dets=_max_dets_list(max_dets), outcomes=outcomes)
+        elif engine == "ultrafast":
+            arrays = run_ultrafast_eval(gt_data, dets, max_dets=max_dets)
         else:
             arrays = run_coco_eval(gt_data, dets, max_dets=max_dets)
         stats = [pct(v) for v in summary_stats(arrays["precision"], arrays["recall"], iou_thrs=arrays["iou_thrs"])]
