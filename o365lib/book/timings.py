@@ -76,7 +76,7 @@ def format_duration(seconds: float | None) -> str:
     """``"12 min 05 s"`` / ``"48 s"`` / ``"?"``."""
     if seconds is None:
         return "?"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
