@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from o365lib.book.schema import ConfigError
+from o365lib.strict_yaml import read_yaml_mapping
 
 #: Environment variable naming the project root (the folder holding ``parameters/``).
 ROOT_ENV = "O365BOOK_ROOT"
@@ -63,17 +62,8 @@ def profile_path(name_or_path: str | os.PathLike, *, root: Path | None = None) -
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
-    """A YAML mapping from a file (an empty file gives ``{}``); errors name the file."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf8"))
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: invalid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")  # noqa: TRY004
-    return data
+    """A YAML mapping from a file (``{}`` if empty); errors, duplicated keys included, name the file and line."""
+    return read_yaml_mapping(path)
 
 
 OVERRIDE_SEPARATOR = "__"
