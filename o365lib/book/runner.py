@@ -119,11 +119,15 @@ def execute_chapter(source: Path, *, profile: str, build_dir: Path, root: Path,
                  "call o365lib.book.records.write_chapter_record)")
     if error:
         failed = build_dir / "executed" / profile_name / "failed" / f"{source.stem}.ipynb"
-        failed.parent.mkdir(parents=True, exist_ok=True)
-        if partial.exists():
-            os.replace(partial, failed)
-        mark_failed(results_dir, chapter=source.stem, error=error, notebook=str(failed))
-        return ChapterRun(source.stem, str(failed), seconds, False, error)
+        try:  # a failure to record the failure must not hide the chapter's own error
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            if partial.exists():
+                os.replace(partial, failed)
+            mark_failed(results_dir, chapter=source.stem, error=error, notebook=str(failed))
+        except OSError as exc:
+            error += (f"\nand recording this failure failed too ({type(exc).__name__}: {exc}); the pages may "
+                      f"still show the last good run of {source.stem} without saying that this run failed")
+        return ChapterRun(source.stem, str(failed if failed.exists() else partial), seconds, False, error)
     os.replace(partial, executed)
     (build_dir / "executed" / profile_name / "failed" / f"{source.stem}.ipynb").unlink(missing_ok=True)
     clear_failed(results_dir, chapter=source.stem)
