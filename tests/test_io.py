@@ -56,3 +56,12 @@ def test_current_umask_without_proc(monkeypatch, umask, mask):
     monkeypatch.setattr(io, "open", no_proc, raising=False)
     assert io.current_umask() == mask
     assert os.umask(mask) == mask  # the fallback restored it
+
+
+def test_generated_data_folders_get_the_mode_of_a_plain_mkdir(tmp_path, umask):
+    from o365lib.data.synthetic import make_dataset
+
+    umask(0o022)
+    paths = make_dataset(tmp_path / "synthetic", "smoke", 0)
+    assert _mode(paths.root) == 0o755  # not tempfile.mkdtemp's 0700
+    assert _mode(paths.train) == 0o644
