@@ -4,7 +4,8 @@ A *profile* (``parameters/profiles/<name>.yaml``) fixes the scale of the whole b
 model, schedules) and is checked against the one typed schema in ``o365lib.book.profile``; a
 *chapter parameters file* (``parameters/chapters/NN_name.yaml``) holds the defaults of one chapter's
 papermill parameters. Profile values are overridden by ``section__key`` parameters. This is the
-only module that reads YAML: the library below receives plain keyword arguments.
+only module that reads parameter files (through :mod:`o365lib.strict_yaml`, which refuses a key
+given twice): the library below receives plain keyword arguments.
 """
 
 from __future__ import annotations
