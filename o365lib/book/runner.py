@@ -229,8 +229,11 @@ def run_book(*, profile: str = "default", chapters: list[str] | None = None, bui
             run = execute_chapter(source, profile=profile, build_dir=build_dir, root=root,
                                   log_output=log_output)
             runs.append(run)
-            record_chapter(results_dir, chapter=source.stem, seconds=run.seconds, ok=run.ok, run_start=run_start,
-                           profile=profile_name)
+            try:  # a read-only folder or a full disk must not hide the chapter's own outcome
+                record_chapter(results_dir, chapter=source.stem, seconds=run.seconds, ok=run.ok,
+                               run_start=run_start, profile=profile_name)
+            except OSError as exc:
+                echo(f"[o365book] {source.stem}: its time was not recorded ({type(exc).__name__}: {exc})")
             left = [expected[s.stem] for s in selected[index + 1:]]
             remaining = (format_duration(sum(v for v in left if v is not None)) if any(v is not None for v in left)
                          else ("0 s" if not left else "?"))
