@@ -10,9 +10,9 @@ layout and skips), then reports
   30-150 microseconds an image measured on a warm disk cache, so a few minutes for Objects365
   v2's 1.74M train images; more where every read waits on a cold disk), which finds empty,
   truncated-header and non-image files and a real width/height that differs from the JSON's.
-  A random ``sample`` of them (all, with ``all_images=True``) is also
-  decoded, which alone finds pixel data truncated after an intact header. The report says how many
-  images were checked in which way, and how many were not;
+  A random ``sample`` of them (all, with ``all_images=True``) is also decoded, which alone finds
+  pixel data truncated after an intact header. The report says how many images were checked in
+  which way, and how many were not;
 - what loading will skip, drop or repair: Objects365 v2's known missing images, boxes dropped
   under ``box_policy="drop"`` (zero-area, inverted, entirely outside), clipped boxes, exact
   duplicate annotations; ``isfake`` / ``isreflected`` counts; class names with known typos;
