@@ -123,11 +123,15 @@ def execute_chapter(source: Path, *, profile: str, build_dir: Path, root: Path,
                  "call o365lib.book.records.write_chapter_record)")
     if error:
         failed = build_dir / "executed" / profile_name / "failed" / f"{source.stem}.ipynb"
-        failed.parent.mkdir(parents=True, exist_ok=True)
-        if partial.exists():
-            os.replace(partial, failed)
-        mark_failed(results_dir, chapter=source.stem, error=error, notebook=str(failed))
-        return ChapterRun(source.stem, str(failed), seconds, False, error)
+        try:  # a failure to record the failure must not hide the chapter's own error
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            if partial.exists():
+                os.replace(partial, failed)
+            mark_failed(results_dir, chapter=source.stem, error=error, notebook=str(failed))
+        except OSError as exc:
+            error += (f"\nand recording this failure failed too ({type(exc).__name__}: {exc}); the pages may "
+                      f"still show the last good run of {source.stem} without saying that this run failed")
+        return ChapterRun(source.stem, str(failed if failed.exists() else partial), seconds, False, error)
     os.replace(partial, executed)
     (build_dir / "executed" / profile_name / "failed" / f"{source.stem}.ipynb").unlink(missing_ok=True)
     clear_failed(results_dir, chapter=source.stem)
@@ -225,8 +229,11 @@ def run_book(*, profile: str = "default", chapters: list[str] | None = None, bui
             run = execute_chapter(source, profile=profile, build_dir=build_dir, root=root,
                                   log_output=log_output)
             runs.append(run)
-            record_chapter(results_dir, chapter=source.stem, seconds=run.seconds, ok=run.ok, run_start=run_start,
-                           profile=profile_name)
+            try:  # a read-only folder or a full disk must not hide the chapter's own outcome
+                record_chapter(results_dir, chapter=source.stem, seconds=run.seconds, ok=run.ok,
+                               run_start=run_start, profile=profile_name)
+            except OSError as exc:
+                echo(f"[o365book] {source.stem}: its time was not recorded ({type(exc).__name__}: {exc})")
             left = [expected[s.stem] for s in selected[index + 1:]]
             remaining = (format_duration(sum(v for v in left if v is not None)) if any(v is not None for v in left)
                          else ("0 s" if not left else "?"))
