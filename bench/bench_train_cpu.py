@@ -1,11 +1,18 @@
 """Benchmark: the default profile's CPU training step, and whether its baseline reaches the talk's regime.
 
-Two modes:
+Three modes:
 
 - ``--step`` times one training step of the tiny Cascade R-CNN (365 classes, batch 8) on real
   batches of the generated default data, for fp32, bf16 autocast, channels-last and both; the
   variants are run in alternation over ``--rounds`` and medians of wall and process CPU seconds
   are reported (the machine is shared: CPU seconds are the robust number).
+- ``--recipes NAME=JSON ...`` times whole training recipes against each other: each JSON names a
+  ``batch_size`` and any ``build_detector`` keyword overrides (the first recipe is the reference).
+  Every recipe runs the library's own training step (``o365lib.engine.train``'s augmentation,
+  bf16 autocast, channels-last, SGD) on the same generated images; recipes alternate step by step
+  for ``--rounds`` rounds, and the median images per second (wall and process CPU) and their ratio
+  to the reference are reported. ``--profile-ops`` adds a ``torch.profiler`` top-operator table
+  of each recipe.
 - ``--regime`` runs the whole baseline pipeline once: generate the data, pretrain the backbone on
   the disjoint generated classes (``o365lib.pretrain``), train the baseline with
   ``o365lib.engine.train``, predict on val, evaluate with the ranking of the train split, and
@@ -120,6 +127,86 @@ def run_step(args) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------------- recipe mode
+def parse_recipes(specs: list[str]) -> dict[str, dict]:
+    """``["old={\"batch_size\": 4}", ...]`` -> ``{"old": {"batch_size": 4}, ...}`` (order kept)."""
+    recipes = {}
+    for spec in specs:
+        name, _, text = spec.partition("=")
+        recipe = json.loads(text) if text else {}
+        if "batch_size" not in recipe:
+            raise SystemExit(f"recipe {name!r} needs a batch_size: {spec}")
+        recipes[name] = recipe
+    return recipes
+
+
+def run_recipes(args) -> dict:
+    """Alternate whole training steps of several recipes on the same images; img/s and ratios."""
+    import torch
+
+    from o365lib.data import load_coco
+    from o365lib.data.synthetic import make_dataset
+    from o365lib.engine import DetectionDataset
+    from o365lib.modeling import build_detector
+
+    torch.set_num_threads(args.threads)
+    recipes = parse_recipes(args.recipes)
+    paths = make_dataset(args.data_dir, args.profile, args.data_seed)
+    dataset = DetectionDataset(load_coco(paths.train, image_root=paths.images))
+    state = {}
+    for name, recipe in recipes.items():
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in recipe.items() if k != "batch_size"}
+        torch.manual_seed(0)
+        model = build_detector(365, **{**model_kwargs(args), **overrides}).train()
+        model = model.to(memory_format=torch.channels_last)
+        size = int(recipe["batch_size"])
+        batches = [[dataset[i] for i in range(b * size, (b + 1) * size)] for b in range(args.batches)]
+        state[name] = (model, torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9), batches)
+
+    def step(name, batch):
+        model, optimizer, _ = state[name]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            losses = model([im for im, _ in batch], [t for _, t in batch])
+        optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+
+    samples: dict[str, list] = {name: [] for name in recipes}
+    for round_index in range(args.rounds + 1):  # round 0 warms up
+        for b in range(args.batches):
+            for name in recipes:
+                batch = state[name][2][b]
+                wall, cpu = time.perf_counter(), time.process_time()
+                step(name, batch)
+                if round_index:
+                    samples[name].append((len(batch) / (time.perf_counter() - wall),
+                                          len(batch) / (time.process_time() - cpu) * args.threads))
+    out = {"threads": args.threads, "load_avg_1m": round(os.getloadavg()[0], 2), "rounds": args.rounds,
+           "batches": args.batches, "model": {k: list(v) if isinstance(v, tuple) else v
+                                              for k, v in model_kwargs(args).items()}, "recipes": {}}
+    reference = None
+    for name, recipe in recipes.items():
+        wall = statistics.median(s[0] for s in samples[name])
+        cpu = statistics.median(s[1] for s in samples[name])
+        reference = reference or (wall, cpu)
+        out["recipes"][name] = {"recipe": recipe, "images_per_s_wall": round(wall, 1),
+                                "images_per_s_cpu": round(cpu, 1),
+                                "ratio_wall": round(wall / reference[0], 3), "ratio_cpu": round(cpu / reference[1], 3)}
+        print(name, out["recipes"][name], flush=True)
+    if args.profile_ops:
+        from torch.profiler import ProfilerActivity, profile
+
+        for name in recipes:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for batch in state[name][2]:
+                    step(name, batch)
+            table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows)
+            out["recipes"][name]["top_ops"] = table
+            print(f"== {name}: top operators over {args.batches} steps\n{table}", flush=True)
+    return out
+
+
 # ---------------------------------------------------------------------------------- regime mode
 def run_regime(args) -> dict:
     import torch
@@ -218,6 +305,10 @@ def main(argv=None) -> None:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--step", action="store_true", help="time fp32 / bf16 / channels-last training steps")
     mode.add_argument("--regime", action="store_true", help="generate, pretrain, train, predict, evaluate")
+    mode.add_argument("--recipes", nargs="+", metavar="NAME=JSON",
+                      help='training recipes to alternate, e.g. old=\'{"batch_size": 4}\' new=\'{"batch_size": 8}\'')
+    parser.add_argument("--profile-ops", action="store_true", help="--recipes: torch.profiler table per recipe")
+    parser.add_argument("--profile-rows", type=int, default=15)
     parser.add_argument("--tag", default=None, help="key in bench/results/train_cpu.json")
     parser.add_argument("--profile", default="default", help="synthetic data profile")
     parser.add_argument("--data-seed", type=int, default=0)
@@ -253,8 +344,13 @@ def main(argv=None) -> None:
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
     args.amp = False if args.amp == "none" else args.amp
-    record = run_step(args) if args.step else run_regime(args)
-    _save(args.tag or ("step" if args.step else f"regime-seed{args.train_seed}"), record)
+    if args.recipes:
+        record, default_tag = run_recipes(args), "recipes"
+    elif args.step:
+        record, default_tag = run_step(args), "step"
+    else:
+        record, default_tag = run_regime(args), f"regime-seed{args.train_seed}"
+    _save(args.tag or default_tag, record)
 
 
 if __name__ == "__main__":

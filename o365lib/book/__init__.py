@@ -22,7 +22,7 @@ from o365lib.book.profiles import load_profile
 __all__ = ["ChapterContext", "load_profile", "setup_chapter"]
 
 _LAZY = ("datasets", "models", "predictions", "records", "remedies", "tricks", "cache", "report", "runner",
-         "notebooks", "talk", "compare", "plotly_offline", "profiles", "profile", "schema", "tail_tour", "chapter")
+         "notebooks", "talk", "compare", "plotly_offline", "profiles", "profile", "schema", "tail_tour", "chapter", "timings")
 
 
 def __getattr__(name):

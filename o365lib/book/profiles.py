@@ -4,7 +4,8 @@ A *profile* (``parameters/profiles/<name>.yaml``) fixes the scale of the whole b
 model, schedules) and is checked against the one typed schema in ``o365lib.book.profile``; a
 *chapter parameters file* (``parameters/chapters/NN_name.yaml``) holds the defaults of one chapter's
 papermill parameters. Profile values are overridden by ``section__key`` parameters. This is the
-only module that reads YAML: the library below receives plain keyword arguments.
+only module that reads parameter files (through :mod:`o365lib.strict_yaml`, which refuses a key
+given twice): the library below receives plain keyword arguments.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from o365lib.book.schema import ConfigError
+from o365lib.strict_yaml import read_yaml_mapping
 
 #: Environment variable naming the project root (the folder holding ``parameters/``).
 ROOT_ENV = "O365BOOK_ROOT"
@@ -63,17 +63,8 @@ def profile_path(name_or_path: str | os.PathLike, *, root: Path | None = None) -
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
-    """A YAML mapping from a file (an empty file gives ``{}``); errors name the file."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf8"))
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: invalid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")  # noqa: TRY004
-    return data
+    """A YAML mapping from a file (``{}`` if empty); errors, duplicated keys included, name the file and line."""
+    return read_yaml_mapping(path)
 
 
 OVERRIDE_SEPARATOR = "__"
