@@ -291,20 +291,21 @@ def detection_columns(detections: Any, *, source: str = "detections") -> Detecti
 
 
 def check_values(cols: DetectionColumns, *, source: str) -> None:
-    """Scores and box coordinates must be finite, widths and heights not negative.
+    """Scores must be finite and >= 0, box coordinates finite, widths and heights not negative.
 
     The first offending record is named by its index in the input and its field, e.g.
     ``result index=7 field 'bbox' = [5.0, 5.0, nan, 30.0]: w is NaN``.
     """
-    bad_score = np.flatnonzero(~np.isfinite(cols.score))
+    bad_score = np.flatnonzero(~np.isfinite(cols.score) | (cols.score < 0))
     finite_box = np.isfinite(cols.bbox)
     bad_box = np.flatnonzero(~finite_box.all(axis=1) | (cols.bbox[:, 2] < 0) | (cols.bbox[:, 3] < 0))
     first_score = int(bad_score[0]) if bad_score.size else None
     first_box = int(bad_box[0]) if bad_box.size else None
     if first_score is not None and (first_box is None or first_score <= first_box):
         value = float(cols.score[first_score])
-        what = "NaN" if np.isnan(value) else "infinite"
-        raise DataValidationError(source, [f"result index={first_score} field 'score' is {what} ({value!r})"])
+        what = "NaN" if np.isnan(value) else "infinite" if not np.isfinite(value) else "negative"
+        raise DataValidationError(source, [(f"result index={first_score} field 'score' is {what} ({value!r}; "
+                                           "a score is a finite confidence >= 0)")])
     if first_box is not None:
         box = cols.bbox[first_box]
         problems = []

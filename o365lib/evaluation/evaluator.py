@@ -145,17 +145,32 @@ def run_ultrafast_eval(gt: dict, detections: DetectionColumns, *, max_dets: int 
             "max_dets": list(ev.params.maxDets)}
 
 
-def evaluate(gt: Any, detections: Any, **kwargs) -> dict:
+def evaluate(
+    gt: Any,
+    detections: Any,
+    *,
+    ranking: Mapping[int, int] | None = None,
+    train_gt: Any = None,
+    ranges: Sequence[Any] = ("1-150", "151-300", "301-365"),
+    max_dets: int | None = None,
+    fixed_ap: bool = False,
+    fixed_ap_k: int | None = None,
+    engine: str = "numpy",
+    protocol: str = "coco",
+    out_path: str | os.PathLike | None = None,
+) -> dict:
     """Evaluate COCO results against ground truth; return (and optionally save) a JSON-able dict.
 
-    Args (all but the first two keyword-only; see :func:`evaluate_arrays` for the full list):
+    Args:
         gt: evaluation ground truth (path, COCO dict or ``CocoData``).
         detections: a list of COCO result dicts, a results JSON path (read in blocks), a ``.npz``
             path or dict of arrays (``image_id``, ``category_id``, ``bbox`` [N,4], ``score``), or an
             ``[N, 7]`` array ``(image_id, x, y, w, h, score, category_id)``. Empty gives zero AP.
-        ranking, train_gt, ranges, max_dets, fixed_ap, fixed_ap_k, engine, protocol, out_path.
+        The keyword arguments and the returned dict are those of :func:`evaluate_arrays`.
     """
-    return evaluate_arrays(gt, detections, **kwargs)[0]
+    return evaluate_arrays(gt, detections, ranking=ranking, train_gt=train_gt, ranges=ranges, max_dets=max_dets,
+                           fixed_ap=fixed_ap, fixed_ap_k=fixed_ap_k, engine=engine, protocol=protocol,
+                           out_path=out_path)[0]
 
 
 def evaluate_arrays(

@@ -23,6 +23,7 @@ GOOD = {"image_id": 2, "category_id": 2, "bbox": [5.0, 5.0, 20.0, 30.0], "score"
     ({"score": math.nan}, r"index=1 field 'score' is NaN"),
     ({"score": math.inf}, r"index=1 field 'score' is infinite"),
     ({"score": -math.inf}, r"index=1 field 'score' is infinite"),
+    ({"score": -0.25}, r"index=1 field 'score' is negative \(-0.25"),
     ({"image_id": 3}, r"index=1 field 'image_id' = 3 is not an image of the ground truth"),
     ({"category_id": 9}, r"index=1 field 'category_id' = 9 is not a category of the ground truth"),
     ({"bbox": [1, 2, 3]}, r"index=1 field 'bbox' = \[1, 2, 3\] is not 4 numbers"),
