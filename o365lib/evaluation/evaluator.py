@@ -264,6 +264,11 @@ def evaluate_arrays(
             lvis_inputs(gt_data, gt_cols, dets, max_dets=max(len(dets), 1))  # fixed AP: no per-image cap
         metrics["fixed_ap"] = fixed_ap_metrics(fixed_gt, fixed_dets, k=fixed_ap_k, ranking=ranking, ranges=ranges,
                                                train_image_counts=train_counts, unmatched_ignored=fixed_free)
+        if frequency is not None:  # mean fixed AP of each frequency group's classes with ground truth
+            for code in ("r", "c", "f"):
+                values = [v for c, v in metrics["fixed_ap"]["per_class"].items()
+                          if v is not None and frequency.get(int(c)) == code]
+                metrics["fixed_ap"][f"AP{code}"] = float(np.mean(values)) if values else None
     elif fixed_ap_k is not None:
         raise ValueError("evaluate(fixed_ap_k=...) needs fixed_ap=True")
     metrics.update(protocol=protocol, frequency_source=frequency_source, ranking_source=ranking_source,

@@ -51,10 +51,9 @@ def _groups(metrics) -> list[tuple[str, float | None, float | None]]:
     fixed = metrics.get("fixed_ap")
     rows = [("all", metrics["AP"], fixed["mAP"] if fixed else None)]
     rows += [(f"ranks {s}", r["mAP"], fixed["ranges"][s]["mAP"] if fixed else None) for s, r in metrics["ranges"].items()]
-    for key, name, bucket in (("APr", "rare", "rare"), ("APc", "common", "common"), ("APf", "frequent", "frequent")):
+    for key, name in (("APr", "rare"), ("APc", "common"), ("APf", "frequent")):
         if key in metrics:
-            fixed_value = fixed["lvis"][bucket]["mAP"] if fixed and "lvis" in fixed else None
-            rows.append((name, metrics.get(key), fixed_value))
+            rows.append((name, metrics.get(key), fixed.get(key) if fixed else None))
     return rows
 
 
@@ -64,14 +63,14 @@ def fig_groups(report) -> go.Figure:
     labels = [r[0] for r in rows]
     fig = go.Figure()
     fig.add_trace(go.Bar(x=labels, y=[r[1] for r in rows], name=f"AP ({report.labels[0]})", marker_color=BLUE,
-                         texttemplate="%{y:.1f}", textposition="outside"))
+                         texttemplate="%{y:.1f}", textposition="outside", cliponaxis=False))
     if report.metrics.get("fixed_ap"):
         fig.add_trace(go.Bar(x=labels, y=[r[2] for r in rows], name=f"fixed AP ({report.labels[0]})",
-                             marker_color="#aec7e8", texttemplate="%{y:.1f}", textposition="outside"))
+                             marker_color="#aec7e8", texttemplate="%{y:.1f}", textposition="outside", cliponaxis=False))
     if report.other is not None:
         other = _groups(report.other)
         fig.add_trace(go.Bar(x=labels, y=[r[1] for r in other], name=f"AP ({report.labels[1]})", marker_color=ORANGE,
-                             texttemplate="%{y:.1f}", textposition="outside"))
+                             texttemplate="%{y:.1f}", textposition="outside", cliponaxis=False))
     fig.update_layout(title="AP by class-rank range and frequency bucket", barmode="group", height=400,
                       yaxis={"title": "AP"}, legend={"orientation": "h", "y": -0.2})
     return fig

@@ -67,3 +67,11 @@ def test_fixed_ap_on_lvis_has_no_per_image_cap():
     m = evaluate(gt, dets, protocol="lvis", ranges=(), fixed_ap=True, fixed_ap_k=100000)
     assert m["fixed_ap"]["num_detections"] > 300 * 2  # not capped per image before fixed AP
     assert 0 <= m["fixed_ap"]["mAP"] <= 100
+
+
+def test_fixed_ap_has_frequency_groups():
+    gt, dets = lvis_workload(2, num_images=12)
+    m = evaluate(gt, dets, protocol="lvis", ranges=(), fixed_ap=True)
+    freq = {c["id"]: c["frequency"] for c in gt["categories"]}
+    rare = [v for c, v in m["fixed_ap"]["per_class"].items() if v is not None and freq[int(c)] == "r"]
+    assert m["fixed_ap"]["APr"] == pytest.approx(np.mean(rare))
