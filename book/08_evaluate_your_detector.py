@@ -42,8 +42,6 @@ classes = "301-365"
 bootstrap = 200
 
 # %% tags=["hide-input"]
-from pathlib import Path
-
 import o365lib.book
 from o365lib import evaluation
 from o365lib.book import datasets, models, predictions, records, remedies
@@ -70,8 +68,8 @@ evaluation_report = evaluation.evaluate_files(
     datasets.load_split(ctx, "val"), general.load(), train=datasets.load_split(ctx, "train"),
     compare=merged.load(), labels=("baseline", f"+ expert {ctx.params['classes']}"), fixed_ap=True,
     bootstrap=ctx.params["bootstrap"], seed=seed)
-evaluation_report.write_html(Path(ctx.results_dir) / "report.html", title="Baseline against baseline + expert")
-evaluation_report.write_json(Path(ctx.results_dir) / "evaluation.json")
+evaluation_report.write_html(f"{ctx.results_dir}/report.html", title="Baseline against baseline + expert")
+evaluation_report.write_json(f"{ctx.results_dir}/evaluation.json")
 print(evaluation_report.text)
 
 # %% [markdown]
@@ -109,7 +107,7 @@ evaluation_report.figure("pr_curves")
 # %% tags=["hide-input"]
 o365lib.book.report.markdown(
     "The same report as one offline page: `{page}` (and the numbers as JSON next to it).",
-    page=ctx.shown(Path(ctx.results_dir) / "report.html"))
+    page=ctx.shown(f"{ctx.results_dir}/report.html"))
 
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(
