@@ -18,7 +18,9 @@ Under ``torchrun`` (already distributed), or with ``processes=1``, it is a plain
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import os
 import socket
 from pathlib import Path
@@ -49,8 +51,8 @@ def _worker(rank: int, processes: int, port: int, threads: int, results, model_b
     model = torch.load(io.BytesIO(model_bytes), map_location="cpu", weights_only=False)
     try:
         result = train(model, dataset, config=config, out_dir=out_dir, sampler=sampler, device="cpu", resume=True)
-        if rank == 0:
-            results.put(result)
+        if rank == 0:  # small enough for the pipe while the parent still waits in join (the losses: from disk)
+            results.put(dataclasses.replace(result, losses=[]))
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -90,6 +92,8 @@ def train_local(
                                       dataset, config, Path(out_dir), sampler),
                        nprocs=processes, join=True, start_method="spawn")
     result = results.get()
+    if Path(result.losses_path).is_file():
+        result = dataclasses.replace(result, losses=json.loads(Path(result.losses_path).read_text(encoding="utf-8")))
     # the parent's model gets the trained weights, as after an in-process ``train`` call
     checkpoint = torch.load(result.checkpoint, map_location="cpu", weights_only=False)
     model.load_state_dict(checkpoint["model"])

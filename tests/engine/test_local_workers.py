@@ -16,6 +16,7 @@ def test_two_local_processes_train_and_resume_exactly(tmp_path):
     result = train_local(model, ToyDetections(), config=toy_config(iterations=4, checkpoint_every=10),
                          out_dir=whole, processes=2)
     assert result.finished and result.iterations == 4 and result.images_per_s > 0
+    assert [e["iteration"] for e in result.losses] == [1, 2, 3, 4]
     last = read_checkpoint(whole / "last.pt")
     assert last["world_size"] == 2 and len(last["rng"]) == 2
     final = read_checkpoint(whole / "final.pt")["model"]
