@@ -15,6 +15,7 @@ A found ``final.pt`` is verified to load before it is reused; a truncated file i
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -71,15 +72,18 @@ def ensure_backbone(ctx, *, crops_per_class: int, crop_size: int, epochs: int, l
     out = Path(ctx.profile_dir) / "models" / f"pretrained-backbone-{cache.key_of(spec)}"
 
     def build():
+        start = time.perf_counter()
         images, labels, _ = render_crops(num_per_class=spec["crops"], size=spec["size"], seed=0)
         body, channels = build_body(spec["backbone"], norm="bn", dcn=False)
         history = pretrain_backbone(body, images, labels, channels=channels[-1], epochs=spec["epochs"],
                                     lr=spec["lr"], seed=0, device=ctx.device, progress=progress_enabled())
-        return body, history
+        seconds = time.perf_counter() - start  # rendering included
+        return body, history, {"seconds": seconds, "images_per_s": len(labels) * spec["epochs"] / seconds}
 
     def write(value, path):
-        body, history = value
+        body, history, cost = value
         write_json(out / "history.json", {"spec": spec, **history})
+        write_json(out / "cost.json", cost)
         save_backbone(body, path)
 
     return cache.produce(out / "backbone.pt", build, write=write, read=lambda p: p)
@@ -164,6 +168,8 @@ def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Pa
     }
     if classifier_start is not None:
         spec["classifier_start"] = classifier_start
+    if ctx.cfg.train.processes > 1:  # DDP over local processes: another sharding and per-process batch norm
+        spec["processes"] = ctx.cfg.train.processes
     run = ModelRun(name=name, seed=int(seed), dir=Path(ctx.profile_dir) / "models" / f"{name}-s{seed}-{cache.key_of(spec)}",
                    category_ids=tuple(coco.label_map.category_ids), detector_kwargs=kwargs)
     return run, spec, coco, config
@@ -182,7 +188,7 @@ def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = No
     starts fresh or from the start's softmax classifier (``o365lib.modeling.transfer.start_new_classifiers``).
     Every process trains (DDP under torchrun); rank 0 writes.
     """
-    from o365lib.engine import train
+    from o365lib.engine.local_workers import train_local
 
     run, spec, coco, config = plan_model(ctx, name, seed=seed, init=init, init_prefixes=init_prefixes,
                                          sampler=sampler, classifier_start=classifier_start, **plan)
@@ -222,8 +228,8 @@ def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = No
 
         options = {k: v for k, v in sampler.items() if k != "name"}
         sampler_obj = build_sampler(sampler["name"], dataset.image_category_ids(), seed=int(seed), **options)
-    result = train(model, dataset, config=config, out_dir=run.dir, sampler=sampler_obj, device=ctx.device,
-                   resume=True)
+    result = train_local(model, dataset, config=config, out_dir=run.dir, sampler=sampler_obj, device=ctx.device,
+                         processes=ctx.cfg.train.processes)
     if cache.is_main_process():  # the training cost of this call (a resumed run: its last part)
         write_json(run.dir / "cost.json", {"seconds": result.seconds, "images_per_s": result.images_per_s,
                                            "iterations": result.iterations})
