@@ -53,13 +53,16 @@ def record_chapter(results_dir: str | Path, *, chapter: str, seconds: float, ok:
 
     ``run_start`` is the :func:`snapshot` taken when the runner started: an artefact present now is
     ``made`` when it was not there then, otherwise it was found cached. Its ``seconds`` are always
-    what making it cost (for a cached one: when it was made).
+    what making it cost (for a cached one: when it was made), its ``chapter`` the first chapter that
+    was seen to need it.
     """
     timings = read_timings(results_dir)
     timings["chapters"][chapter] = {"seconds": round(seconds, 1), "ok": bool(ok),
                                     "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
                                     "load_avg_1m": round(os.getloadavg()[0], 2)}
-    timings["artefacts"] = [dict(entry, made=name not in run_start) for name, entry in snapshot(results_dir).items()]
+    first_seen = {entry.get("name"): entry.get("chapter") for entry in timings["artefacts"]}
+    timings["artefacts"] = [dict(entry, made=name not in run_start, chapter=first_seen.get(name) or chapter)
+                            for name, entry in snapshot(results_dir).items()]
     timings["profile"] = profile
     timings["total_seconds"] = round(sum(c["seconds"] for c in timings["chapters"].values()), 1)
     write_json(Path(results_dir) / TIMINGS, timings)
@@ -83,11 +86,11 @@ def format_duration(seconds: float | None) -> str:
 def plan_lines(expected: dict[str, float | None]) -> list[str]:
     """The lines the runner prints before it starts: each chapter's expected time and the total."""
     known = [v for v in expected.values() if v is not None]
-    lines = [f"  {chapter:<22} {format_duration(seconds):>12}" + ("" if seconds is not None else "  (never ran)")
+    lines = [f"  {chapter:<28} {format_duration(seconds):>12}" + ("" if seconds is not None else "  (never ran)")
              for chapter, seconds in expected.items()]
     total = format_duration(sum(known)) if known else "?"
     unknown = sum(v is None for v in expected.values())
-    lines.append(f"  {'expected in all':<22} {total:>12}" + (f"  (+ {unknown} chapter(s) never timed)" if unknown else ""))
+    lines.append(f"  {'expected in all':<28} {total:>12}" + (f"  (+ {unknown} chapter(s) never timed)" if unknown else ""))
     return lines
 
 

@@ -25,7 +25,11 @@ def test_made_and_cached_artefacts_and_chapter_seconds(tmp_path):
     by_name = {a["name"]: a for a in timings["artefacts"]}
     assert set(by_name) == {"pretrained-backbone-abc", "baseline-s0-k1"}
     assert by_name["baseline-s0-k1"] == {"kind": "model", "name": "baseline-s0-k1", "seconds": 300.0,
-                                         "images_per_second": 62.5, "made": True}
+                                         "images_per_second": 62.5, "made": True, "chapter": "02_baseline"}
+    _model(tmp_path, "expert-s0-k2", seconds=20.0, images_per_s=60.0)
+    later = record_chapter(tmp_path, chapter="03_experts", seconds=30, ok=True, run_start=start, profile="p")
+    chapters = {a["name"]: a["chapter"] for a in later["artefacts"]}
+    assert chapters["baseline-s0-k1"] == "02_baseline" and chapters["expert-s0-k2"] == "03_experts"
     assert by_name["pretrained-backbone-abc"]["made"] is False and by_name["pretrained-backbone-abc"]["kind"] == "backbone"
     assert timings["chapters"]["02_baseline"]["seconds"] == 321.0
     assert read_timings(tmp_path)["chapters"]["02_baseline"]["ok"] is True
