@@ -1,11 +1,19 @@
 """Benchmark: the default profile's CPU training step, and whether its baseline reaches the talk's regime.
 
-Two modes:
+Three modes:
 
 - ``--step`` times one training step of the tiny Cascade R-CNN (365 classes, batch 8) on real
   batches of the generated default data, for fp32, bf16 autocast, channels-last and both; the
   variants are run in alternation over ``--rounds`` and medians of wall and process CPU seconds
   are reported (the machine is shared: CPU seconds are the robust number).
+- ``--recipes NAME=JSON ...`` times whole training recipes against each other: each JSON names a
+  ``batch_size`` (per process), optionally ``processes`` (local 1-thread DDP processes), ``lr`` and
+  any ``build_detector`` keyword overrides; the first recipe is the reference. Every recipe trains
+  through the library's engine (``o365lib.engine.train_local``: augmentation, bf16 autocast,
+  channels-last, SGD) on the same generated images, in calls of ``--chunk-images`` images that
+  resume their own run, recipes in turn for ``--rounds`` rounds; the median images per second (of
+  the steps, and of the whole call with process start) and the ratios to the reference are
+  reported. ``--profile-ops`` adds a ``torch.profiler`` top-operator table of each one-process recipe.
 - ``--regime`` runs the whole baseline pipeline once: generate the data, pretrain the backbone on
   the disjoint generated classes (``o365lib.pretrain``), train the baseline with
   ``o365lib.engine.train``, predict on val, evaluate with the ranking of the train split, and
@@ -18,6 +26,8 @@ Results are merged into ``bench/results/train_cpu.json`` under ``--tag``.
 Usage::
 
     python bench/bench_train_cpu.py --step
+    python bench/bench_train_cpu.py --recipes old='{"batch_size": 4, "rpn_pre_nms_top_n": [600, 300], "rpn_post_nms_top_n": [300, 100]}' \\
+        new='{"batch_size": 4, "processes": 2, "lr": 0.04}' --rounds 3 --tag recipes
     python bench/bench_train_cpu.py --regime --train-seed 0 --tag seed0
 
 bf16 note: ``SparseMultiScaleRoIAlign`` pools low-precision CPU features in float32 on its fast path
@@ -120,6 +130,122 @@ def run_step(args) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------------- recipe mode
+def parse_recipes(specs: list[str]) -> dict[str, dict]:
+    """``["old={\"batch_size\": 4}", ...]`` -> ``{"old": {"batch_size": 4}, ...}`` (order kept)."""
+    recipes = {}
+    for spec in specs:
+        name, _, text = spec.partition("=")
+        recipe = json.loads(text) if text else {}
+        if "batch_size" not in recipe:
+            raise SystemExit(f"recipe {name!r} needs a batch_size: {spec}")
+        recipes[name] = recipe
+    return recipes
+
+
+def run_recipes(args) -> dict:
+    """Alternate short training calls of several recipes through the library's engine; img/s and ratios.
+
+    Each recipe trains its own model with ``o365lib.engine.train_local`` (``processes`` > 1: that
+    many 1-thread DDP processes; else one process with ``--threads``), ``--chunk-images`` images per
+    call, resuming its own run, for ``--rounds`` rounds after a warm-up round, recipes in turn. Reported:
+    median images per second of the training steps, and of the whole call (process start included).
+    """
+    import shutil
+
+    import torch
+
+    from o365lib.data import load_coco
+    from o365lib.data.synthetic import make_dataset
+    from o365lib.engine import DetectionDataset, TrainConfig
+    from o365lib.engine.local_workers import train_local
+    from o365lib.modeling import build_detector
+
+    torch.set_num_threads(args.threads)
+    recipes = parse_recipes(args.recipes)
+    paths = make_dataset(args.data_dir, args.profile, args.data_seed)
+    dataset = DetectionDataset(load_coco(paths.train, image_root=paths.images))
+    work = Path(args.work_dir) / "recipes"
+    shutil.rmtree(work, ignore_errors=True)
+    state = {}
+    for name, recipe in recipes.items():
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in recipe.items()
+                     if k not in ("batch_size", "processes", "lr")}
+        torch.manual_seed(0)
+        model = build_detector(365, **{**model_kwargs(args), **overrides})
+        processes, batch = int(recipe.get("processes", 1)), int(recipe["batch_size"])
+        steps = max(1, args.chunk_images // (batch * processes))
+        config = TrainConfig(iterations=100_000, batch_size=batch, lr=float(recipe.get("lr", 0.02)), warmup_iters=50,
+                             scales=(args.min_size,), amp="bf16", channels_last=True, seed=0, checkpoint_every=10**9,
+                             progress=False, max_iterations_this_call=steps)
+        state[name] = (model, config, processes)
+    samples: dict[str, list] = {name: [] for name in recipes}
+    for round_index in range(args.rounds + 1):  # round 0 warms up
+        for name, (model, config, processes) in state.items():
+            wall = time.perf_counter()
+            result = train_local(model, dataset, config=config, out_dir=work / name, processes=processes)
+            call = time.perf_counter() - wall
+            images = config.max_iterations_this_call * config.batch_size * processes
+            if round_index:
+                samples[name].append((result.images_per_s, images / call))
+            print(f"round {round_index} {name}: {result.images_per_s:.1f} img/s in steps, {images / call:.1f} "
+                  f"img/s with process start (load {os.getloadavg()[0]:.2f})", flush=True)
+    out = {"threads": args.threads, "load_avg_1m": round(os.getloadavg()[0], 2), "rounds": args.rounds,
+           "chunk_images": args.chunk_images, "cpu": _cpu_name(),
+           "model": {k: list(v) if isinstance(v, tuple) else v for k, v in model_kwargs(args).items()}, "recipes": {}}
+    reference = None
+    for name, recipe in recipes.items():
+        steps = statistics.median(s[0] for s in samples[name])
+        calls = statistics.median(s[1] for s in samples[name])
+        reference = reference or (steps, calls)
+        out["recipes"][name] = {"recipe": recipe, "images_per_s_steps": round(steps, 1),
+                                "images_per_s_with_start": round(calls, 1),
+                                "ratio_steps": round(steps / reference[0], 3),
+                                "ratio_with_start": round(calls / reference[1], 3)}
+        print(name, out["recipes"][name], flush=True)
+    if args.profile_ops:
+        out["top_ops"] = {name: _top_ops(args, model, config, dataset) for name, (model, config, processes)
+                          in state.items() if processes == 1}
+    return out
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _top_ops(args, model, config, dataset) -> str:
+    """torch.profiler's top operators (self CPU time) over ``--batches`` training steps of one process."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    model.train().to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    batches = [[dataset[i] for i in range(b * config.batch_size, (b + 1) * config.batch_size)]
+               for b in range(args.batches)]
+
+    def step(batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            losses = model([im for im, _ in batch], [t for _, t in batch])
+        optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+
+    step(batches[0])
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for batch in batches:
+            step(batch)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows)
+    print(table, flush=True)
+    return table
+
+
 # ---------------------------------------------------------------------------------- regime mode
 def run_regime(args) -> dict:
     import torch
@@ -218,6 +344,11 @@ def main(argv=None) -> None:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--step", action="store_true", help="time fp32 / bf16 / channels-last training steps")
     mode.add_argument("--regime", action="store_true", help="generate, pretrain, train, predict, evaluate")
+    mode.add_argument("--recipes", nargs="+", metavar="NAME=JSON",
+                      help='training recipes to alternate, e.g. old=\'{"batch_size": 4}\' new=\'{"batch_size": 8}\'')
+    parser.add_argument("--profile-ops", action="store_true", help="--recipes: torch.profiler table per recipe")
+    parser.add_argument("--profile-rows", type=int, default=15)
+    parser.add_argument("--chunk-images", type=int, default=400, help="--recipes: images per training call")
     parser.add_argument("--tag", default=None, help="key in bench/results/train_cpu.json")
     parser.add_argument("--profile", default="default", help="synthetic data profile")
     parser.add_argument("--data-seed", type=int, default=0)
@@ -235,8 +366,8 @@ def main(argv=None) -> None:
     parser.add_argument("--box-positive-fraction", type=float, default=None,
                         help="foreground share of the sampled RoIs (default: the preset's)")
     parser.add_argument("--representation-size", type=int, default=256)
-    parser.add_argument("--rpn-pre-nms", type=int, default=600, help="training proposals per level before NMS")
-    parser.add_argument("--rpn-post-nms", type=int, default=300, help="training proposals per image after NMS")
+    parser.add_argument("--rpn-pre-nms", type=int, default=150, help="training proposals per level before NMS")
+    parser.add_argument("--rpn-post-nms", type=int, default=100, help="training proposals per image after NMS")
     # pretraining on the disjoint classes
     parser.add_argument("--pretrain-crops", type=int, default=40, help="crops per class (0: no pretraining)")
     parser.add_argument("--pretrain-size", type=int, default=40)
@@ -253,8 +384,13 @@ def main(argv=None) -> None:
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
     args.amp = False if args.amp == "none" else args.amp
-    record = run_step(args) if args.step else run_regime(args)
-    _save(args.tag or ("step" if args.step else f"regime-seed{args.train_seed}"), record)
+    if args.recipes:
+        record, default_tag = run_recipes(args), "recipes"
+    elif args.step:
+        record, default_tag = run_step(args), "step"
+    else:
+        record, default_tag = run_regime(args), f"regime-seed{args.train_seed}"
+    _save(args.tag or default_tag, record)
 
 
 if __name__ == "__main__":

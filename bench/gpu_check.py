@@ -519,8 +519,10 @@ def part_fusion(ctx) -> dict:
 def part_chapter(ctx) -> dict:
     import yaml
 
+    from o365lib.strict_yaml import read_yaml_mapping
+
     chapter = "02_baseline"
-    profile = yaml.safe_load((ROOT / "parameters" / "profiles" / "smoke.yaml").read_text())
+    profile = read_yaml_mapping(ROOT / "parameters" / "profiles" / "smoke.yaml")
     results_dir = ctx.work / "results" / "smoke"
     profile["results_dir"] = str(results_dir)
     profile["data"]["root"] = str(ctx.work / "data" / "synthetic" / "smoke")

@@ -74,5 +74,15 @@ failed if len(failed) else report.markdown("Every chapter's latest run succeeded
 # %% tags=["remove-input"]
 report.results_summary(ctx.profile_dir)
 
+# %% [markdown]
+# ## What this book cost
+#
+# The time of each chapter in its latest run, on the machine that ran it, from
+# `results/<profile>/timings.json` (the runner writes it after every chapter; a chapter that found
+# its models cached takes seconds), and every trained model with its own training time.
+# %% tags=["remove-input"]
+o365lib.book.run.timings.chapter_table(ctx.profile_dir).style.hide(axis="index")
+# %% tags=["remove-input"]
+o365lib.book.run.timings.artefact_table(ctx.profile_dir).style.hide(axis="index")
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(ctx, summary={})

@@ -33,5 +33,5 @@ def test_the_library_imports_no_test_only_package():
 def test_pycocotools_is_a_test_dependency_only():
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     runtime = re.search(r"^dependencies = \[(.*?)^\]", text, re.DOTALL | re.MULTILINE).group(1)
-    test = re.search(r"^test = \[(.*?)\]", text, re.MULTILINE).group(1)
+    test = re.search(r"^test = \[(.*?)\]", text, re.DOTALL | re.MULTILINE).group(1)
     assert "pycocotools" not in runtime and '"pycocotools"' in test

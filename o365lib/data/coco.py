@@ -9,10 +9,13 @@ raise a :class:`DataWarning` that says what and how many.
 Image files are checked against the JSON by ``check_images``:
 
 - ``"quick"`` (default): every listed file must exist, checked by listing each folder once
-  (seconds for 600k files), so a missing image fails at load time, before the first training
-  step; all missing files are reported together (count, then the first ones by image id).
-- ``"full"``: ``"quick"`` plus every file's header is read (PIL, no decoding) and its real
-  width and height compared with the JSON's (minutes for 600k files).
+  (seconds for 600k files), and every file's header is read (PIL, no decoding: 30-150
+  microseconds an image on a warm disk cache, a few minutes for 1.74M images) so that an unreadable
+  file, or a real width or height that differs from the JSON's, fails at load time, before the
+  first training step. All problems are reported together (missing files: count, then the first
+  ones by image id). Pixels are not decoded: ``check-data --all-images`` does that.
+- ``"full"``: the same as ``"quick"`` (which used to skip the headers); kept for profiles that
+  name it.
 - ``"lazy"``: nothing at load time. The training dataset checks each image when it first reads
   it (existence, decodability, width and height) and raises a DataValidationError there.
 - ``"off"``: nothing at load time either (for JSON without images, e.g. statistics only).
@@ -262,5 +265,5 @@ def load_coco(
     data.report.num_skipped_annotations = num_skipped_anns
     _warn_about(data.report, str(path))
     if check_images in ("quick", "eager", "full"):
-        check_image_files(data, read_headers=check_images == "full")
+        check_image_files(data, read_headers=True)
     return data

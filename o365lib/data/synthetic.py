@@ -41,6 +41,7 @@ from o365lib.data.synthetic_plan import (
     train_counts,
 )
 from o365lib.data.synthetic_render import encode_png, render_image
+from o365lib.io import current_umask
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -197,6 +198,7 @@ def make_dataset(
     root.parent.mkdir(parents=True, exist_ok=True)
     plan = plan_dataset(profile, seed)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # the mode of a plain mkdir, not mkdtemp's private 0700
     try:
         _write(plan, tmp, PROFILES[profile], workers)
         if root.exists():  # stale/partial cache: move it aside, then swap in the new one

@@ -68,8 +68,8 @@ PROFILES: dict[str, SyntheticProfile] = {
                               tiny_eval_per_class=2),
     # rank 1: 10,000; rank 150: ~42; rank 300: 25; ranks 301..365: 22 -> 10 (max/min 1000)
     "default": SyntheticProfile(image_size=128, head_instances=10_000, head_power=1.6, mid_instances=25,
-                                mid_power=0.75, tail_from=22, tail_to=10, eval_min_per_class=8,
-                                eval_extra=800, tiny_train_from=70, tiny_train_to=18, tiny_eval_per_class=10,
+                                mid_power=0.75, tail_from=22, tail_to=10, eval_min_per_class=10,
+                                eval_extra=400, tiny_train_from=70, tiny_train_to=18, tiny_eval_per_class=10,
                                 min_objects=6, max_objects=16, size_scale=1.0),
 }
 

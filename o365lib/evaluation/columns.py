@@ -15,6 +15,7 @@ exists at a time.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -62,6 +63,8 @@ class GroundTruthColumns:
     bbox: np.ndarray
     area: np.ndarray
     iscrowd: np.ndarray
+    #: ignored ground truth that is not crowd (LVIS's ``ignore`` flag); None = only crowd is ignored
+    ignore: np.ndarray | None = None
 
 
 def gt_columns(dataset: Mapping) -> GroundTruthColumns:
@@ -134,8 +137,13 @@ def _load_results(path: str | os.PathLike) -> DetectionColumns:
     decoder = json.JSONDecoder()
     with open(path, encoding="utf-8") as f:
         head = f.read(_BLOCK_CHARS).lstrip()
+        if not head:
+            raise DataValidationError(source, ["the file is empty (expected a JSON list of COCO result dicts)"])
         if not head.startswith("["):
-            raise DataValidationError(source, ["expected a JSON list of COCO result dicts"])
+            kind = "a JSON object" if head.startswith("{") else "not a JSON list"
+            raise DataValidationError(source, [
+                (f"the results are {kind}, expected a JSON list of COCO result dicts "
+                "([{\"image_id\", \"category_id\", \"bbox\", \"score\"}, ...])")])
         buffer, eof = head[1:], False
         while buffer.strip() or not eof:
             if not eof:
@@ -158,6 +166,11 @@ def _load_results(path: str | os.PathLike) -> DetectionColumns:
             body = body.removeprefix(",")
             if not body.strip():
                 continue
+            fast = _typed_block(body)
+            if fast is not None:
+                parts.append(fast)
+                count += len(fast)
+                continue
             try:
                 records = json.loads("[" + body + "]")
             except json.JSONDecodeError:  # the cut fell inside a string: parse up to the last whole record
@@ -169,6 +182,49 @@ def _load_results(path: str | os.PathLike) -> DetectionColumns:
             count += len(records)
             del records
     return concat_columns(parts)
+
+
+def _result_decoder():
+    """msgspec's typed JSON decoder for a list of COCO results, or None without msgspec."""
+    try:
+        import msgspec
+    except ImportError:  # pragma: no cover - msgspec is a dependency; the plain json path still works
+        return None
+
+    class Result(msgspec.Struct):  # other fields (segmentation, ...) are skipped while parsing
+        image_id: int | float
+        category_id: int | float
+        bbox: tuple[float, float, float, float]
+        score: float
+
+    return msgspec.json.Decoder(list[Result])
+
+
+_DECODER = _result_decoder()
+
+
+def _typed_block(body: str) -> DetectionColumns | None:
+    """Columns from one block of result objects, parsed by msgspec straight into typed records.
+
+    About 3x faster than ``json.loads`` into dicts. Anything it does not accept as is (NaN
+    literals, a missing field, a 3-number box, a cut inside a string) returns None, and the block
+    takes the plain ``json`` path, which parses what is valid and names what is not.
+    """
+    if _DECODER is None:
+        return None
+    try:
+        records = _DECODER.decode("[" + body + "]")
+    except Exception:  # noqa: BLE001 - msgspec.DecodeError / ValidationError: the exact path decides
+        return None
+    n = len(records)
+    try:
+        image_id = _exact_int(np.array([r.image_id for r in records]), "image_id", "block")
+        category_id = _exact_int(np.array([r.category_id for r in records]), "category_id", "block")
+    except DataValidationError:
+        return None
+    bbox = np.fromiter(itertools.chain.from_iterable(r.bbox for r in records), np.float64, count=4 * n).reshape(n, 4)
+    score = np.fromiter((r.score for r in records), np.float64, count=n)
+    return DetectionColumns(image_id, category_id, bbox, score)
 
 
 def _decode_objects(decoder: json.JSONDecoder, text: str, *, source: str, final: bool,
@@ -230,10 +286,39 @@ def detection_columns(detections: Any, *, source: str = "detections") -> Detecti
     for name, shape in (("image_id", (n,)), ("category_id", (n,)), ("bbox", (n, 4)), ("score", (n,))):
         if getattr(cols, name).shape != shape:
             raise DataValidationError(source, [f"field {name!r} has shape {getattr(cols, name).shape}, expected {shape}"])
-    bad = np.flatnonzero(np.isnan(cols.score))
-    if bad.size:
-        raise DataValidationError(source, [f"result index={int(bad[0])} field 'score' is NaN"])
+    check_values(cols, source=source)
     return cols
+
+
+def check_values(cols: DetectionColumns, *, source: str) -> None:
+    """Scores must be finite and >= 0, box coordinates finite, widths and heights not negative.
+
+    The first offending record is named by its index in the input and its field, e.g.
+    ``result index=7 field 'bbox' = [5.0, 5.0, nan, 30.0]: w is NaN``.
+    """
+    bad_score = np.flatnonzero(~np.isfinite(cols.score) | (cols.score < 0))
+    finite_box = np.isfinite(cols.bbox)
+    bad_box = np.flatnonzero(~finite_box.all(axis=1) | (cols.bbox[:, 2] < 0) | (cols.bbox[:, 3] < 0))
+    first_score = int(bad_score[0]) if bad_score.size else None
+    first_box = int(bad_box[0]) if bad_box.size else None
+    if first_score is not None and (first_box is None or first_score <= first_box):
+        value = float(cols.score[first_score])
+        what = "NaN" if np.isnan(value) else "infinite" if not np.isfinite(value) else "negative"
+        raise DataValidationError(source, [(f"result index={first_score} field 'score' is {what} ({value!r}; "
+                                           "a score is a finite confidence >= 0)")])
+    if first_box is not None:
+        box = cols.bbox[first_box]
+        problems = []
+        for name, v in zip("xywh", box.tolist()):
+            if np.isnan(v):
+                problems.append(f"{name} is NaN")
+            elif not np.isfinite(v):
+                problems.append(f"{name} is infinite")
+            elif name in "wh" and v < 0:
+                problems.append(f"{name} is negative")
+        raise DataValidationError(source, [
+            (f"result index={first_box} field 'bbox' = {box.tolist()!r}: {', '.join(problems)} "
+            "(COCO boxes are [x, y, width, height] with finite values and width, height >= 0)")])
 
 
 def _from_mapping(data: Mapping, *, source: str) -> DetectionColumns:

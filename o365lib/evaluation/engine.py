@@ -62,7 +62,8 @@ def _rank_in_group(keys: np.ndarray) -> np.ndarray:
 
 
 def coco_eval_columns(gt: GroundTruthColumns, dets: DetectionColumns, *, max_dets=(1, 10, 100),
-                      areas=("all", "small", "medium", "large")) -> dict:
+                      areas=("all", "small", "medium", "large"), unmatched_ignored=None,
+                      outcomes: bool = False) -> dict:
     """Standard COCO bbox evaluation of ``dets`` (image and category ids must be in ``gt``).
 
     Args:
@@ -72,6 +73,12 @@ def coco_eval_columns(gt: GroundTruthColumns, dets: DetectionColumns, *, max_det
         max_dets: increasing per-image-and-class caps (COCO ``maxDets``), or ``None`` for one
             setting without any cap.
         areas: names from ``AREA_RANGES`` (index ``A`` of the arrays, in this order).
+        unmatched_ignored: optional bool per detection (input order): if unmatched, the detection
+            is ignored rather than a false positive (LVIS's not-exhaustively labelled classes).
+        outcomes: also return ``"outcomes"``: per class (None for a class without counted ground
+            truth), at area index 0 and the last cap, ``{"det_image" [n] (image positions),
+            "tp" [T, n], "fp" [T, n]`` (bool, in accumulation order), ``"gt_image"`` [G']}`` (the
+            image positions of its counted ground truth): what a bootstrap over images re-weights.
 
     Returns ``{"precision", "recall", "category_ids", "iou_thrs", "max_dets", "areas",
     "num_detections_evaluated"}``, same layout as pycocotools' ``eval`` arrays.
@@ -92,7 +99,8 @@ def coco_eval_columns(gt: GroundTruthColumns, dets: DetectionColumns, *, max_det
     g_order = g_order[np.lexsort((g_order, g_img[g_order], g_cls[g_order]))]
     g_pair = g_cls[g_order] * num_images + g_img[g_order]
     g_box, g_crowd, g_area, g_id = (gt.bbox[g_order], gt.iscrowd[g_order], gt.area[g_order], gt.ann_id[g_order])
-    g_ignore = g_crowd[None, :] | (g_area[None, :] < ranges[:, :1]) | (g_area[None, :] > ranges[:, 1:])  # [A, G]
+    g_flag = g_crowd if gt.ignore is None else g_crowd | gt.ignore[g_order]
+    g_ignore = g_flag[None, :] | (g_area[None, :] < ranges[:, :1]) | (g_area[None, :] > ranges[:, 1:])  # [A, G]
 
     # detections sorted by (class, image, score desc, input order), cut per pair
     d_img = np.searchsorted(gt.image_ids, dets.image_id)
@@ -104,7 +112,8 @@ def coco_eval_columns(gt: GroundTruthColumns, dets: DetectionColumns, *, max_det
         kept = rank < cap_last
         order, pair, rank = order[kept], pair[kept], rank[kept]
     d_box, d_score = dets.bbox[order], dets.score[order]
-    d_cls_sorted = d_cls[order]
+    d_free = np.zeros(len(order), bool) if unmatched_ignored is None else np.asarray(unmatched_ignored, bool)[order]
+    d_cls_sorted, d_img_sorted = d_cls[order], d_img[order]
     del d_img, d_cls
 
     ent_det, ent_gt, ent_iou = _overlaps(pair, d_box, g_pair, g_box, g_crowd, IOU_THRESHOLDS.min())
@@ -120,6 +129,8 @@ def coco_eval_columns(gt: GroundTruthColumns, dets: DetectionColumns, *, max_det
     g_bounds = np.searchsorted(g_cls_sorted, np.arange(K + 1))
     slot = np.full(len(order), -1, np.int64)
     slot[status_det] = np.arange(len(status_det))
+    per_class_outcomes: list = [None] * K
+    g_img_sorted = g_img[g_order]
     for k in range(K):
         lo, hi = d_bounds[k], d_bounds[k + 1]
         npig = (~g_ignore[:, g_bounds[k]:g_bounds[k + 1]]).sum(axis=1)  # [A]
@@ -129,51 +140,59 @@ def coco_eval_columns(gt: GroundTruthColumns, dets: DetectionColumns, *, max_det
         st = np.zeros((A * T, o.size), np.int8)
         where = slot[o] >= 0
         st[:, where] = status[:, slot[o][where]]
-        area = det_area[o]
+        area, free = det_area[o], d_free[o]
         kept_by_cap = [None if cap is None or cap == cap_last else np.flatnonzero(rank[o] < cap) for cap in caps]
         for a in range(A):
             if npig[a] == 0:
                 continue
             st_a = st[a * T:(a + 1) * T]
-            counted = ~((area < ranges[a, 0]) | (area > ranges[a, 1]))  # unmatched outside the range: ignored
+            counted = ~((area < ranges[a, 0]) | (area > ranges[a, 1]) | free)  # unmatched and ignored
             for m, keep in enumerate(kept_by_cap):
                 st_m, counted_m = (st_a, counted) if keep is None else (st_a[:, keep], counted[keep])
                 precision[:, :, k, a, m], recall[:, k, a, m] = _pr_curve(
                     st_m == 1, (st_m == 0) & counted_m[None, :], npig=int(npig[a]))
+            if outcomes and a == 0:
+                gk = slice(g_bounds[k], g_bounds[k + 1])
+                per_class_outcomes[k] = {"det_image": d_img_sorted[o], "tp": st_a == 1,
+                                         "fp": (st_a == 0) & counted[None, :],
+                                         "gt_image": g_img_sorted[gk][~g_ignore[0, gk]]}
     return {"precision": precision, "recall": recall, "category_ids": [int(c) for c in gt.category_ids],
             "iou_thrs": IOU_THRESHOLDS.copy(), "max_dets": caps, "areas": list(areas),
-            "num_detections_evaluated": len(order)}
+            "num_detections_evaluated": len(order), **({"outcomes": per_class_outcomes} if outcomes else {})}
 
 
 def _pr_curve(tp: np.ndarray, fp: np.ndarray, *, npig: int) -> tuple[np.ndarray, np.ndarray]:
-    """Interpolated precision at the recall thresholds [T, R] and final recall [T] (pycocotools).
+    """Interpolated precision at the recall thresholds [rows, R] and final recall [rows] (pycocotools).
 
     pycocotools builds recall and precision at every detection; both only change value at a true
     positive (recall is flat elsewhere and precision only falls), so the first detection reaching
     a recall threshold is a true positive and the precision envelope is its maximum over later
     true positives. Evaluating at the true positives alone gives the same numbers with the same
-    arithmetic (``tp / (fp + tp + eps)`` in float64) on far shorter arrays.
+    arithmetic (``tp / (fp + tp + eps)`` in float64) on far shorter arrays. At its ``j``-th true
+    positive every row has recall ``j / npig``, so one ``searchsorted`` serves all rows, and the
+    envelope of all rows is one right-to-left running maximum over a zero-padded matrix.
     """
     rows, n = tp.shape
     q = np.zeros((rows, len(RECALL_THRESHOLDS)))
     recall = np.zeros(rows)
     if n == 0:
         return q, recall
-    fp_sum = np.cumsum(fp, axis=1, dtype=np.int64)
     row_of, pos = np.nonzero(tp)
-    bounds = np.searchsorted(row_of, np.arange(rows + 1))
-    for t in range(rows):
-        lo, hi = bounds[t], bounds[t + 1]
-        if hi == lo:
-            continue
-        tp_sum = np.arange(1, hi - lo + 1, dtype=float)
-        rc = tp_sum / npig
-        pr = tp_sum / (fp_sum[t, pos[lo:hi]].astype(float) + tp_sum + np.spacing(1))
-        pr = np.maximum.accumulate(pr[::-1])[::-1]
-        inds = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
-        inside = inds < pr.size
-        q[t, inside] = pr[inds[inside]]
-        recall[t] = rc[-1]
+    counts = np.bincount(row_of, minlength=rows)
+    k_max = int(counts.max()) if row_of.size else 0
+    if k_max == 0:
+        return q, recall
+    fp_sum = np.cumsum(fp, axis=1, dtype=np.int64)[row_of, pos]
+    col = np.arange(row_of.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    tp_sum = (col + 1).astype(float)
+    envelope = np.zeros((rows, k_max))  # precision >= 0: the zero padding never raises a maximum
+    envelope[row_of, col] = tp_sum / (fp_sum.astype(float) + tp_sum + np.spacing(1))
+    envelope = np.maximum.accumulate(envelope[:, ::-1], axis=1)[:, ::-1]
+    rc = np.arange(1, k_max + 1, dtype=float) / npig
+    inds = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
+    inside = inds[None, :] < counts[:, None]
+    q[:] = np.where(inside, envelope[:, np.minimum(inds, k_max - 1)], 0.0)
+    recall = np.where(counts > 0, counts.astype(float) / npig, 0.0)
     return q, recall
 
 

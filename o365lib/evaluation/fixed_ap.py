@@ -60,21 +60,26 @@ def top_k_per_class(dets: DetectionColumns, *, k: int) -> np.ndarray:
     return np.sort(order[rank < int(k)])
 
 
-def fixed_ap_arrays(gt: GroundTruthColumns, dets: DetectionColumns, *, k: int) -> dict:
-    """COCO arrays (area "all", one uncapped max-detections setting) of the per-class top ``k``."""
+def fixed_ap_arrays(gt: GroundTruthColumns, dets: DetectionColumns, *, k: int, unmatched_ignored=None) -> dict:
+    """COCO arrays (area "all", one uncapped max-detections setting) of the per-class top ``k``.
+
+    ``unmatched_ignored`` (bool per detection, LVIS's not-exhaustive classes) is passed on to the engine.
+    """
     kept = top_k_per_class(dets, k=k)
-    arrays = coco_eval_columns(gt, dets.take(kept), max_dets=None, areas=("all",))
+    free = None if unmatched_ignored is None else np.asarray(unmatched_ignored, bool)[kept]
+    arrays = coco_eval_columns(gt, dets.take(kept), max_dets=None, areas=("all",), unmatched_ignored=free)
     counts = np.unique(dets.category_id, return_counts=True)[1]
     arrays["classes_truncated"] = int(np.sum(counts > int(k)))
     return arrays
 
 
 def fixed_ap_metrics(gt: GroundTruthColumns, dets: DetectionColumns, *, k: int | None, ranking: Mapping[int, int],
-                     ranges: Sequence[Any], train_image_counts: Mapping[int, int] | None = None) -> dict:
+                     ranges: Sequence[Any], train_image_counts: Mapping[int, int] | None = None,
+                     unmatched_ignored=None) -> dict:
     """The ``"fixed_ap"`` block of ``evaluate``'s output from already loaded columns (APs 0-100)."""
     num_images = len(gt.image_ids)
     used_k = default_fixed_ap_k(num_images) if k is None else int(k)
-    arrays = fixed_ap_arrays(gt, dets, k=used_k)
+    arrays = fixed_ap_arrays(gt, dets, k=used_k, unmatched_ignored=unmatched_ignored)
     precision = arrays["precision"]
     per_class = {c: pct(v) for c, v in per_class_ap(precision, arrays["category_ids"]).items()}
     present = [v for v in per_class.values() if v is not None]

@@ -29,7 +29,19 @@ def as_dataset(gt: Any) -> dict:
     """A COCO dict from a path, a dict, or an object with a ``.dataset`` dict (``CocoData``)."""
     if isinstance(gt, (str, os.PathLike)):
         with open(gt) as f, gc_paused():
-            return json.load(f)
+            text = f.read()
+            if not text.strip():
+                raise DataValidationError(str(gt), ["the file is empty (expected a COCO ground-truth JSON object)"])
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise DataValidationError(str(gt), [f"not valid JSON: {err}"]) from None
+            del text
+        if not isinstance(data, dict):
+            raise DataValidationError(str(gt), [
+                (f"the ground truth is a JSON {type(data).__name__}, expected a COCO object with "
+                "'images', 'annotations' and 'categories'")])
+        return data
     if hasattr(gt, "dataset") and isinstance(gt.dataset, dict):
         return gt.dataset
     if isinstance(gt, Mapping):
@@ -40,11 +52,29 @@ def as_dataset(gt: Any) -> dict:
 def load_inputs(gt: Any, detections: Any) -> tuple[dict, GroundTruthColumns, DetectionColumns]:
     """Ground truth as a dict and as columns, and the detections as checked columns."""
     gt_data = as_dataset(gt)
+    check_ground_truth(gt_data, source=str(gt) if isinstance(gt, (str, os.PathLike)) else "ground truth")
     gt_cols = gt_columns(gt_data)
     source = str(detections) if isinstance(detections, (str, os.PathLike)) else "detections"
     dets = detection_columns(detections, source=source)
     check_ids(dets, gt_cols, source=source)
     return gt_data, gt_cols, dets
+
+
+def check_ground_truth(gt_data: Mapping, *, source: str) -> None:
+    """A COCO ground truth needs lists of ``images`` and ``categories`` (``annotations`` may be absent)."""
+    for key in ("images", "categories"):
+        value = gt_data.get(key)
+        if value is None:
+            raise DataValidationError(source, [
+                (f"the ground truth has no {key!r} list (a COCO ground truth has 'images', 'annotations' "
+                "and 'categories'; is this a results file?)")])
+        if not isinstance(value, list):
+            raise DataValidationError(source, [f"field {key!r} is a {type(value).__name__}, expected a list"])
+    if not gt_data["categories"]:
+        raise DataValidationError(source, ["field 'categories' is an empty list: nothing to evaluate"])
+    for index, cat in enumerate(gt_data["categories"]):
+        if not isinstance(cat, Mapping) or "id" not in cat:
+            raise DataValidationError(source, [f"categories index={index} has no field 'id'"])
 
 
 def _first_unknown(values: np.ndarray, known: np.ndarray) -> int | None:

@@ -55,11 +55,12 @@ def summary_stats(precision: np.ndarray, recall: np.ndarray, *, iou_thrs: Sequen
 
 def per_class_ap(precision: np.ndarray, category_ids: Sequence[int]) -> dict[int, float | None]:
     """AP (0-1) per category id: IoU 0.5:0.95, area all, last maxDets; None for a class with no gt."""
-    p = precision[:, :, :, 0, -1]
-    valid = p > -1
-    count = valid.sum(axis=(0, 1))
-    total = np.where(valid, p, 0.0).sum(axis=(0, 1))
-    return {int(cat): (float(total[k] / count[k]) if count[k] else None) for k, cat in enumerate(category_ids)}
+    rows = np.ascontiguousarray(np.moveaxis(precision[:, :, :, 0, -1], 2, 0)).reshape(len(category_ids), -1)
+    out = {}
+    for k, cat in enumerate(category_ids):  # np.mean of the valid entries, as the COCO and LVIS summaries do
+        valid = rows[k][rows[k] > -1]
+        out[int(cat)] = float(np.mean(valid)) if valid.size else None
+    return out
 
 
 def ap_by_rank_range(per_class: Mapping, ranking: Mapping[int, int], spec: Any) -> dict:

@@ -220,20 +220,19 @@ def test_quick_is_the_default_and_fails_at_load_time(tmp_path):
         load_coco(path)
 
 
-def test_full_check_compares_the_real_size_with_the_json(tmp_path):
+@pytest.mark.parametrize("mode", ["quick", "full"])
+def test_quick_and_full_compare_the_real_size_with_the_json(tmp_path, mode):
     path = _with_images(tmp_path, present=["a.png", "b.png"])
-    assert load_coco(path, check_images="quick").image_ids == [1, 2]  # quick: existence only
-    assert load_coco(path, check_images="full").image_ids == [1, 2]
+    assert load_coco(path, check_images=mode).image_ids == [1, 2]
     Image.new("RGB", (100, 60)).save(tmp_path / "images" / "b.png")  # JSON says 100x80
-    assert load_coco(path, check_images="quick").image_ids == [1, 2]
     with pytest.raises(DataValidationError) as info:
-        load_coco(path, check_images="full")
+        load_coco(path, check_images=mode)
     message = str(info.value)
     assert str(path) in message and "1 problem" in message
     assert "image id=2: field 'height' says 100x80 but file" in message and "is 100x60" in message
     (tmp_path / "images" / "a.png").write_bytes(b"not an image")
     with pytest.raises(DataValidationError, match=r"image id=1: field 'file_name' .*a\.png is not a readable image"):
-        load_coco(path, check_images="full")
+        load_coco(path, check_images=mode)
 
 
 def test_check_images_lazy_and_off(tmp_path):

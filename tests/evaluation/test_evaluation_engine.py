@@ -173,3 +173,17 @@ def test_take_and_len():
     assert isinstance(cols, DetectionColumns) and len(cols) == 2
     sub = cols.take(np.array([1]))
     assert sub.image_id.tolist() == [4] and sub.bbox.tolist() == [[1, 1, 1, 2]] and len(sub) == 1
+
+
+@pytest.mark.parametrize(("seed", "max_dets"), [(0, 100), (1, 300), (2, 5)])
+def test_ultrafast_engine_gives_the_same_arrays(seed, max_dets):
+    from o365lib.evaluation import evaluate_arrays
+    from tests.support.coco_workload import random_workload
+
+    gt, dets = random_workload(seed)
+    ours, ours_arrays = evaluate_arrays(gt, dets, ranges=(), max_dets=max_dets)
+    fast, fast_arrays = evaluate_arrays(gt, dets, ranges=(), max_dets=max_dets, engine="ultrafast")
+    assert np.array_equal(ours_arrays["precision"], fast_arrays["precision"])
+    assert np.array_equal(ours_arrays["recall"], fast_arrays["recall"])
+    assert ours == fast
+    assert evaluate_arrays(gt, [], ranges=(), engine="ultrafast")[0]["AP"] == 0.0

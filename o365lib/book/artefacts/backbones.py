@@ -8,6 +8,7 @@ initialisation.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,15 +33,18 @@ def ensure_backbone(ctx, *, crops_per_class: int, crop_size: int, epochs: int, l
     out = Path(ctx.profile_dir) / "models" / f"pretrained-backbone-{key_of(spec)}"
 
     def make():
+        start = time.perf_counter()
         images, labels, _ = render_crops(num_per_class=spec["crops"], size=spec["size"], seed=0)
         body, channels = build_body(spec["backbone"], norm="bn", dcn=False)
         history = pretrain_backbone(body, images, labels, channels=channels[-1], epochs=spec["epochs"],
                                     lr=spec["lr"], seed=0, device=ctx.device, progress=progress_enabled())
-        return body, history
+        seconds = time.perf_counter() - start  # rendering included
+        return body, history, {"seconds": seconds, "images_per_s": len(labels) * spec["epochs"] / seconds}
 
     def write(value, path):
-        body, history = value
+        body, history, cost = value
         write_json(out / "history.json", {"spec": spec, **history})
+        write_json(out / "cost.json", cost)
         save_backbone(body, path)
 
     return resolver.resolve(ctx.profile_dir, kind="backbone", name=out.name, path=out / "backbone.pt",

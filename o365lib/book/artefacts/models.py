@@ -20,8 +20,9 @@ from o365lib.book.artefacts import datasets, resolver
 from o365lib.book.artefacts.backbones import baseline_backbone, existing_file
 from o365lib.book.artefacts.keys import content_hash, key_of
 from o365lib.data import DetectionDataset
-from o365lib.engine import TrainConfig, load_checkpoint, train
+from o365lib.engine import TrainConfig, load_checkpoint
 from o365lib.engine.config import OPERATIONAL_FIELDS
+from o365lib.engine.local_workers import train_local
 from o365lib.io import write_json
 from o365lib.longtail import build_sampler
 from o365lib.modeling import build_detector
@@ -77,6 +78,10 @@ def detector_kwargs(ctx, *, backbone_weights: Path | None, **overrides) -> dict:
 
 
 # ------------------------------------------------------------------------------ detectors
+#: Train-section settings of how training is launched, not of ``TrainConfig`` (``train_local``'s processes).
+LAUNCH_FIELDS = ("processes",)
+
+
 def train_config(ctx, *, seed: int, epochs: float | None = None, iterations: int | None = None,
                  lr: float | None = None, scales: list[int] | None = None):
     """``TrainConfig`` from the profile's train section; a budget, lr or scales may be replaced.
@@ -87,7 +92,7 @@ def train_config(ctx, *, seed: int, epochs: float | None = None, iterations: int
     t = ctx.cfg.train
     if iterations is None and epochs is None:
         epochs = t.epochs
-    section = {f.name: getattr(t, f.name) for f in fields(t)}
+    section = {f.name: getattr(t, f.name) for f in fields(t) if f.name not in LAUNCH_FIELDS}
     section = {name: tuple(value) if isinstance(value, list) else value for name, value in section.items()}
     return TrainConfig(**{
         **section, "epochs": None if iterations is not None else float(epochs), "iterations": iterations,
@@ -125,6 +130,8 @@ def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Pa
     }
     if classifier_start is not None:
         spec["classifier_start"] = classifier_start
+    if ctx.cfg.train.processes > 1:  # DDP over local processes: another sharding and per-process batch norm
+        spec["processes"] = ctx.cfg.train.processes
     run = ModelRun(name=name, seed=int(seed), dir=Path(ctx.profile_dir) / "models" / f"{name}-s{seed}-{key_of(spec)}",
                    category_ids=tuple(coco.label_map.category_ids), detector_kwargs=kwargs)
     return run, spec, coco, config
@@ -176,8 +183,8 @@ def _train_model(ctx, run: ModelRun, *, spec: dict, coco, config, init, init_pre
     if sampler:
         options = {k: v for k, v in sampler.items() if k != "name"}
         sampler_obj = build_sampler(sampler["name"], dataset.image_category_ids(), seed=run.seed, **options)
-    result = train(model, dataset, config=config, out_dir=run.dir, sampler=sampler_obj, device=ctx.device,
-                   resume=True)
+    result = train_local(model, dataset, config=config, out_dir=run.dir, sampler=sampler_obj, device=ctx.device,
+                         processes=ctx.cfg.train.processes)
     if resolver.is_main_process():  # the training cost of this call (a resumed run: its last part)
         write_json(run.dir / "cost.json", {"seconds": result.seconds, "images_per_s": result.images_per_s,
                                            "iterations": result.iterations})

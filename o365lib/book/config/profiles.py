@@ -5,7 +5,8 @@ model, schedules) and is checked against the one typed schema in ``o365lib.book.
 A chapter's parameters and their defaults live in one place, the ``parameters``-tagged first code
 cell of ``book/NN_name.py`` (what papermill overrides and a reader sees): :func:`chapter_parameters`
 reads them from there. Profile values are overridden by ``section__key`` parameters. This is the
-only module that reads YAML: the library below receives plain keyword arguments.
+only module that reads parameter files (through :mod:`o365lib.strict_yaml`, which refuses a key
+given twice): the library below receives plain keyword arguments.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from o365lib.book.config.mapping import ConfigError, field_paths, from_mapping
 from o365lib.book.config.schema import Profile
+from o365lib.strict_yaml import read_yaml_mapping
 
 #: Environment variable naming the project root (the folder holding ``parameters/``).
 ROOT_ENV = "O365BOOK_ROOT"
@@ -67,17 +67,8 @@ def profile_path(name_or_path: str | os.PathLike, *, root: Path | None = None) -
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
-    """A YAML mapping from a file (an empty file gives ``{}``); errors name the file."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf8"))
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: invalid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")  # noqa: TRY004
-    return data
+    """A YAML mapping from a file (``{}`` if empty); errors, duplicated keys included, name the file and line."""
+    return read_yaml_mapping(path)
 
 
 OVERRIDE_SEPARATOR = "__"
@@ -178,6 +169,8 @@ def parameters_of_source(text: str, *, source: str = "chapter") -> dict:
     for node in ast.parse(text).body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             raise ValueError(f"{source}: parameters cell: only 'name = literal' lines allowed, got {ast.unparse(node)!r}")
+        if node.targets[0].id in values:
+            raise ValueError(f"{source}: parameters cell: {node.targets[0].id} is given twice")
         try:
             values[node.targets[0].id] = ast.literal_eval(node.value)
         except ValueError:

@@ -111,6 +111,9 @@ class TrainSection:
     channels_last: bool = False
     checkpoint_every: int = at_least(1, default=500)
     num_workers: int = at_least(0, default=0)
+    # local CPU training processes (DDP over gloo, one thread each; ``o365lib.engine.train_local``);
+    # batch_size is per process, so the global batch is batch_size * processes. 1: one process.
+    processes: int = at_least(1, default=1)
 
     def validate(self, source: str) -> None:
         from o365lib.engine.config import AMP_MODES  # owned by the training configuration

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("chapter", "records", "notebooks", "runner", "plotly_offline",)
+MODULES = ("chapter", "records", "notebooks", "runner", "timings", "plotly_offline")
 
 
 def __getattr__(name):

@@ -26,9 +26,13 @@ from pathlib import Path
 from o365lib.book.config.profiles import chapter_parameters, load_profile, profile_path, project_root
 from o365lib.book.run.notebooks import chapter_sources, source_to_notebook
 from o365lib.book.run.records import clear_failed, failed_chapters, mark_failed
+from o365lib.book.run.timings import expected_seconds, format_duration, plan_lines, record_chapter, snapshot
 from o365lib.io import write_json
 from o365lib.progress import PROGRESS_ENV
 
+#: The chapter kernels' own log only says, on every chapter, that a kernel on the loopback address
+#: talks over unencrypted TCP; its errors still reach the notebook, so only its errors are logged.
+KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=ERROR",)
 #: Environment variable the Sphinx extension reads to find the executed notebooks.
 EXECUTED_ENV = "O365BOOK_EXECUTED_DIR"
 
@@ -100,7 +104,7 @@ def execute_chapter(source: Path, *, profile: str, build_dir: Path, root: Path,
     try:
         papermill.execute_notebook(str(notebook), str(partial), parameters=parameters,
                                    kernel_name=kernel_name, cwd=str(root), progress_bar=progress,
-                                   log_output=log_output)
+                                   log_output=log_output, extra_arguments=list(KERNEL_ARGUMENTS))
     except Exception as exc:  # noqa: BLE001 - papermill's error names the failing cell; keep it for the report
         error = f"{type(exc).__name__}: {str(exc)[-2000:]}"
     finally:
@@ -117,11 +121,15 @@ def execute_chapter(source: Path, *, profile: str, build_dir: Path, root: Path,
                  "call o365lib.book.run.records.write_chapter_record)")
     if error:
         failed = build_dir / "executed" / profile_name / "failed" / f"{source.stem}.ipynb"
-        failed.parent.mkdir(parents=True, exist_ok=True)
-        if partial.exists():
-            os.replace(partial, failed)
-        mark_failed(results_dir, chapter=source.stem, error=error, notebook=str(failed))
-        return ChapterRun(source.stem, str(failed), seconds, False, error)
+        try:  # a failure to record the failure must not hide the chapter's own error
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            if partial.exists():
+                os.replace(partial, failed)
+            mark_failed(results_dir, chapter=source.stem, error=error, notebook=str(failed))
+        except OSError as exc:
+            error += (f"\nand recording this failure failed too ({type(exc).__name__}: {exc}); the pages may "
+                      f"still show the last good run of {source.stem} without saying that this run failed")
+        return ChapterRun(source.stem, str(failed if failed.exists() else partial), seconds, False, error)
     os.replace(partial, executed)
     (build_dir / "executed" / profile_name / "failed" / f"{source.stem}.ipynb").unlink(missing_ok=True)
     clear_failed(results_dir, chapter=source.stem)
@@ -203,16 +211,32 @@ def run_book(*, profile: str = "default", chapters: list[str] | None = None, bui
     build_dir = out / "_build"
     profile_name = profile_path(profile, root=root).stem
     selected = select_chapters(chapter_sources(root / "book"), chapters)
+    results_dir = Path(load_profile(profile, root=root).results_dir)
+    expected = expected_seconds(results_dir, [s.stem for s in selected])
+    echo(f"[o365book] profile {profile_name}: {len(selected)} chapter(s); expected from the last recorded run "
+         f"({results_dir / 'timings.json'}), cached artefacts make a chapter faster:")
+    for line in plan_lines(expected):
+        echo(line)
+    run_start, book_start = snapshot(results_dir), time.perf_counter()
     env_root = os.environ.get("O365BOOK_ROOT")
     os.environ["O365BOOK_ROOT"] = str(root)  # the kernels resolve paths against it
     runs: list[ChapterRun] = []
     try:
-        for source in selected:
+        for index, source in enumerate(selected):
             echo(f"[o365book] {source.stem}: running with profile {profile_name} ...")
             run = execute_chapter(source, profile=profile, build_dir=build_dir, root=root,
                                   log_output=log_output)
             runs.append(run)
-            echo(f"[o365book] {source.stem}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s"
+            try:  # a read-only folder or a full disk must not hide the chapter's own outcome
+                record_chapter(results_dir, chapter=source.stem, seconds=run.seconds, ok=run.ok,
+                               run_start=run_start, profile=profile_name)
+            except OSError as exc:
+                echo(f"[o365book] {source.stem}: its time was not recorded ({type(exc).__name__}: {exc})")
+            left = [expected[s.stem] for s in selected[index + 1:]]
+            remaining = (format_duration(sum(v for v in left if v is not None)) if any(v is not None for v in left)
+                         else ("0 s" if not left else "?"))
+            echo(f"[o365book] {source.stem}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s; elapsed "
+                 f"{format_duration(time.perf_counter() - book_start)}, about {remaining} left"
                  + ("" if run.ok else f"\n{run.error}\n  partial notebook: {run.executed}\n  the last good record "
                                       "of this chapter stays in place; its page and the intro say the run failed"))
             if not run.ok and not keep_going:

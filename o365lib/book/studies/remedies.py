@@ -172,7 +172,8 @@ def resampling_budget(ctx) -> dict:
     """The common budget: the profile's resampling epochs of uniform sampling, in iterations."""
     cfg = ctx.cfg.resampling
     images = len(datasets.load_split(ctx, "train").images)
-    return {"iterations": max(1, round(cfg.epochs * images / ctx.cfg.train.batch_size)), "lr": cfg.lr}
+    batch = ctx.cfg.train.batch_size * ctx.cfg.train.processes  # the global batch of a step
+    return {"iterations": max(1, round(cfg.epochs * images / batch)), "lr": cfg.lr}
 
 
 def ensure_resampled(ctx, name: str, *, seed: int, base: models.ModelRun, loss: dict | None = None,
