@@ -41,7 +41,7 @@ import torch
 
 def _counts_tensor(class_counts: Sequence[float] | torch.Tensor, *, num_classes: int) -> torch.Tensor:
     """Float64 counts ``[K]`` (labels 1..K), each clamped to at least 1 (a class never seen counts once)."""
-    from o365lib.modeling.class_losses import as_counts
+    from o365lib.modeling.losses import as_counts
 
     return as_counts(class_counts, num_classes=num_classes).clamp(min=1.0)
 

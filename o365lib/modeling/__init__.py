@@ -17,10 +17,10 @@ from o365lib.modeling.cascade import (
     STAGE_SCORE_AVERAGES,
     CascadeRoIHeads,
 )
-from o365lib.modeling.class_losses import CLASS_LOSSES, ClassLoss, build_class_loss
 from o365lib.modeling.coco_objects365_names import COCO80_NAMES, canonical_name, match_category_names
 from o365lib.modeling.deform import DeformableConv2d, convert_to_deformable
 from o365lib.modeling.detector import NMS_METHODS, NMS_STYLES, CascadeRCNN
+from o365lib.modeling.losses import CLASS_LOSSES, ClassLoss, build_class_loss
 from o365lib.modeling.mmdet_checkpoint import load_mmdet_checkpoint, save_mmdet_checkpoint
 from o365lib.modeling.transfer import (
     init_detector_weights,

@@ -219,7 +219,7 @@ def build_detector(
             ``"tiny"`` for the tiny backbone, else ``"resnet"``.
         stage_score_average: ``"probabilities"`` (tiny/resnet) or ``"logits"`` (mmdet).
         class_loss: the box heads' classification loss by name: ``"softmax"`` (cross-entropy, the
-            default), ``"seesaw"``, ``"eqlv2"`` or ``"federated"`` (``o365lib.modeling.class_losses``),
+            default), ``"seesaw"``, ``"eqlv2"`` or ``"federated"`` (``o365lib.modeling.losses``),
             with ``class_loss_options`` (e.g. Seesaw's ``p``, ``q``); ``class_counts`` (Seesaw's optional
             start of its running counts) and ``image_counts`` (Federated's sampling weights) are per-class
             training instances / images in label order.

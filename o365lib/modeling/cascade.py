@@ -32,7 +32,7 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import boxes as box_ops
 
 from o365lib.modeling.box_coding import StdBoxCoder
-from o365lib.modeling.class_losses import ClassLoss, build_class_loss
+from o365lib.modeling.losses import ClassLoss, build_class_loss
 from o365lib.modeling.roi_align import SparseMultiScaleRoIAlign
 
 IOU_THRESHOLDS = (0.5, 0.6, 0.7)

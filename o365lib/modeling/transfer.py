@@ -176,7 +176,7 @@ def start_new_classifiers(model: nn.Module, state: dict[str, torch.Tensor], *, c
     cascade stage's classifier starts from the state's through its loss's ``classifier_from_softmax``
     (sigmoid losses: log-odds against background; Seesaw: no counterpart, fresh).
     """
-    from o365lib.modeling.class_losses import ClassLoss
+    from o365lib.modeling.losses import ClassLoss
 
     out = {k: v for k, v in state.items() if not k.endswith(CLASSIFIER_SUFFIXES)}
     if not convert:

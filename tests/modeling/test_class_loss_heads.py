@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from o365lib.modeling import build_detector
-from o365lib.modeling.class_losses import NormedLinear
+from o365lib.modeling.losses import NormedLinear
 
 K = 5
 

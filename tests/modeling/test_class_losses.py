@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from o365lib.modeling.class_losses import (
+from o365lib.modeling.losses import (
     CLASS_LOSSES,
     ClassLoss,
     NormedLinear,
@@ -21,7 +21,7 @@ from o365lib.modeling.class_losses import (
     counts_in_label_order,
     seesaw_columns_from_mmdet,
 )
-from o365lib.modeling.sigmoid_class_losses import EQLv2ClassLoss, FederatedClassLoss
+from o365lib.modeling.losses.sigmoid import EQLv2ClassLoss, FederatedClassLoss
 
 K = 7  # foreground classes in the small cases
 

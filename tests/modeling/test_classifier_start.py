@@ -3,7 +3,7 @@
 import torch
 
 from o365lib.modeling import build_detector
-from o365lib.modeling.class_losses import build_class_loss
+from o365lib.modeling.losses import build_class_loss
 from o365lib.modeling.transfer import start_new_classifiers, transfer_weights
 
 K = 5
@@ -72,7 +72,7 @@ def test_chapter_rows_follow_losses_and_starts():
     from types import SimpleNamespace
 
     from o365lib.book.studies import beyond
-    from o365lib.modeling.class_losses import CLASS_LOSSES
+    from o365lib.modeling.losses import CLASS_LOSSES
 
     weight, bias = torch.randn(K + 1, 3), torch.randn(K + 1)
     for name in CLASS_LOSSES:

@@ -1,6 +1,6 @@
 """Sigmoid class losses of the cascade box heads: EQLv2 and the federated loss.
 
-Both follow the protocol of ``o365lib.modeling.class_losses.ClassLoss`` (``K + 1`` logits,
+Both follow the protocol of ``o365lib.modeling.losses.base.ClassLoss`` (``K + 1`` logits,
 background in column 0, ``labels`` in ``0..K`` with 0 = background).
 
 **EQLv2** (Tan et al., CVPR 2021, "Equalization Loss v2"), with the facts of the authors' code:
@@ -53,7 +53,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from o365lib.modeling.class_losses import ClassLoss, as_counts
+from o365lib.modeling.losses.base import ClassLoss, as_counts
 
 GRADIENT_SOURCES = ("analytic", "hook")
 
