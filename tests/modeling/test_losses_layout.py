@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import o365lib.modeling.losses as losses
+from o365lib.modeling import losses
 
 ALLOWED = {"base": set(), "softmax": {"base"}, "sigmoid": {"base"}, "__init__": {"base", "softmax", "sigmoid"}}
 
