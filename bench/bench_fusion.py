@@ -41,7 +41,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from o365lib.ops import HAVE_NUMBA, soft_nms
-from o365lib.tta.wbf import batched_weighted_boxes_fusion, weighted_boxes_fusion
+from o365lib.ops.wbf import batched_weighted_boxes_fusion, weighted_boxes_fusion
 
 SOFT = {"method": "gaussian", "iou_threshold": 0.5, "sigma": 0.5, "score_threshold": 0.001}
 WBF = {"iou_threshold": 0.55, "skip_box_threshold": 0.0, "conf_type": "avg"}

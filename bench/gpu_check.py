@@ -3,7 +3,7 @@
 Called by ``bench/gpu_check.sh`` (which installs the carried wheels first); see that file for the
 ``run`` invocation. Parts, each in its own subprocess with its own timeout, in this order:
 
-1. ``tests``: the CUDA-parametrised cases of tests/tta (soft-NMS, WBF; ``-k cuda``) and
+1. ``tests``: the CUDA-parametrised cases of tests/ops (soft-NMS, WBF; ``-k cuda``) and
    tests/modeling/test_cuda_*.py (Cascade R-CNN bf16 train step and inference, fp32 CUDA vs CPU, RoIAlign);
 2. ``detector``: R-50-FPN Cascade R-CNN, 365 classes, 800x1333 inputs, batch 2, bf16 autocast
    (then fp32): train and inference images/s, peak GPU memory (``bench_detector.run_ours``);
@@ -59,7 +59,7 @@ SETTINGS = {
     },
 }
 PARTS = ("environment", "tests", "detector", "fusion", "chapter")
-TEST_FILES = ["tests/tta/test_tta_soft_nms.py", "tests/tta/test_tta_wbf.py"]
+TEST_FILES = ["tests/ops/test_ops_soft_nms.py", "tests/ops/test_ops_wbf.py"]
 #: Modules the parts import beyond torch/torchvision; the environment part imports each one.
 MODULES = [
     "numpy",

@@ -3,7 +3,7 @@
 # preinstalled, no network). Writes ONE JSON: $OUT/gpu_check.json when $OUT is set (the run tool),
 # else bench/results/gpu_<date>.json; plus $OUT/gpu_check_log.txt (every part's output) and the
 # executed chapter notebook. Parts (bench/gpu_check.py; own timeout each, failures recorded, never
-# abort): environment (versions, imports), tests (CUDA cases of tests/tta + tests/modeling/test_cuda_*.py),
+# abort): environment (versions, imports), tests (CUDA cases of tests/ops + tests/modeling/test_cuda_*.py),
 # detector (R-50-FPN Cascade R-CNN 800x1333 bf16, then fp32: images/s, peak GPU memory), fusion
 # (bench_fusion.py --device cuda, 250 images), chapter (papermill book/02_baseline.ipynb, smoke
 # profile copy in a temp folder, -p device cuda). Expected: about 4-5 minutes; budget 420 s of parts

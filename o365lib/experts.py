@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from o365lib.data import parse_class_range, ranks_to_category_ids
+from o365lib.ops.pair_fusion import concat_rows, fuse_pair, select_rows
 
 __all__ = ["expert_training_set", "merge_experts", "pick_expert_ranges"]
 
@@ -79,62 +80,6 @@ def _to_arrays(dets: Sequence[Mapping], source: str) -> dict[str, np.ndarray]:
             from None
 
 
-def _select(arrays: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
-    return {k: v[mask] for k, v in arrays.items()}
-
-
-def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([p[k] for p in parts]) for k in ("image_id", "category_id", "bbox", "score")}
-
-
-def _iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of [x, y, w, h] boxes, shape [len(a), len(b)]."""
-    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def _fuse_pair(general: dict[str, np.ndarray], expert: dict[str, np.ndarray], *, iou_threshold: float,
-               expert_weight: float) -> dict[str, np.ndarray]:
-    """Fuse two models' detections of the same classes (see ``merge_experts``), image by image."""
-    w = float(expert_weight)
-    general = _select(general, np.argsort(general["image_id"], kind="stable"))
-    expert = _select(expert, np.argsort(expert["image_id"], kind="stable"))
-    parts = []
-    for img in np.union1d(general["image_id"], expert["image_id"]):
-        g_lo, g_hi = np.searchsorted(general["image_id"], [img, img + 1])
-        e_lo, e_hi = np.searchsorted(expert["image_id"], [img, img + 1])
-        g = {k: v[g_lo:g_hi] for k, v in general.items()}
-        e = {k: v[e_lo:e_hi] for k, v in expert.items()}
-        iou = _iou_xywh(e["bbox"], g["bbox"])
-        iou[e["category_id"][:, None] != g["category_id"][None]] = -1.0  # only same-class pairs match
-        g_taken = np.zeros(len(g["score"]), dtype=bool)
-        partner = np.full(len(e["score"]), -1)
-        for i in np.argsort(-e["score"], kind="stable"):  # greedy: strongest expert boxes choose first
-            row = np.where(g_taken, -1.0, iou[i])
-            j = int(np.argmax(row)) if row.size else -1
-            if j >= 0 and row[j] >= iou_threshold:
-                partner[i], g_taken[j] = j, True
-        matched = partner >= 0
-        se, sg = e["score"][matched], g["score"][partner[matched]]
-        we, wg = w * se, sg.copy()
-        zero = (we + wg) <= 0  # both weights 0: plain mean of the two boxes
-        we[zero], wg[zero] = 1.0, 1.0
-        fused_box = (we[:, None] * e["bbox"][matched] + wg[:, None] * g["bbox"][partner[matched]]) \
-            / (we + wg)[:, None]
-        parts.append({"image_id": e["image_id"][matched], "category_id": e["category_id"][matched],
-                      "bbox": fused_box, "score": (w * se + sg) / (1 + w)})
-        parts.append({**_select(e, ~matched), "score": w * e["score"][~matched] / (1 + w)})
-        parts.append({**_select(g, ~g_taken), "score": g["score"][~g_taken] / (1 + w)})
-    if not parts:
-        return _select(general, np.zeros(len(general["score"]), dtype=bool))
-    return _concat(parts)
-
-
 def _owned_classes(experts: Sequence, overlap: str) -> list[set[int]]:
     owned: list[set[int]] = []
     for index, expert in enumerate(experts):
@@ -156,11 +101,11 @@ def _owned_classes(experts: Sequence, overlap: str) -> list[set[int]]:
 def _cap_per_image(arrays: dict[str, np.ndarray], max_dets: int) -> dict[str, np.ndarray]:
     """Keep the ``max_dets`` best-scored detections of each image; order: image, score desc."""
     order = np.lexsort((-arrays["score"], arrays["image_id"]))  # stable: ties keep input order
-    arrays = _select(arrays, order)
+    arrays = select_rows(arrays, order)
     img = arrays["image_id"]
     starts = np.r_[0, np.nonzero(img[1:] != img[:-1])[0] + 1] if len(img) else np.zeros(0, dtype=np.int64)
     first = np.repeat(starts, np.diff(np.r_[starts, len(img)]))
-    return _select(arrays, (np.arange(len(img)) - first) < max_dets)
+    return select_rows(arrays, (np.arange(len(img)) - first) < max_dets)
 
 
 def merge_experts(general: Sequence[Mapping], experts: Sequence, *, strategy: str = "replace",
@@ -193,16 +138,16 @@ def merge_experts(general: Sequence[Mapping], experts: Sequence, *, strategy: st
     owned = _owned_classes(experts, overlap)
     all_owned = np.array(sorted(set().union(*owned)), dtype=np.int64)
     base = _to_arrays(general, "general")
-    parts = [_select(base, ~np.isin(base["category_id"], all_owned))]
+    parts = [select_rows(base, ~np.isin(base["category_id"], all_owned))]
     for index, ((_, dets), cats) in enumerate(zip(experts, owned)):
         mine = _to_arrays(dets, f"experts[{index}] detections")
-        mine = _select(mine, np.isin(mine["category_id"], np.array(sorted(cats), dtype=np.int64)))
+        mine = select_rows(mine, np.isin(mine["category_id"], np.array(sorted(cats), dtype=np.int64)))
         if strategy == "replace":
             parts.append(mine)
         else:
-            theirs = _select(base, np.isin(base["category_id"], np.array(sorted(cats), dtype=np.int64)))
-            parts.append(_fuse_pair(theirs, mine, iou_threshold=iou_threshold, expert_weight=expert_weight))
-    merged = _cap_per_image(_concat(parts), int(max_dets))
+            theirs = select_rows(base, np.isin(base["category_id"], np.array(sorted(cats), dtype=np.int64)))
+            parts.append(fuse_pair(theirs, mine, iou_threshold=iou_threshold, expert_weight=expert_weight))
+    merged = _cap_per_image(concat_rows(parts), int(max_dets))
     return [{"image_id": int(i), "category_id": int(c), "bbox": [float(v) for v in b], "score": float(s)}
             for i, c, b, s in zip(merged["image_id"], merged["category_id"], merged["bbox"], merged["score"])]
 

@@ -18,8 +18,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torchvision.ops import batched_nms
 
-from o365lib.ops import soft_nms
-from o365lib.tta.wbf import batched_weighted_boxes_fusion
+from o365lib.ops import batched_weighted_boxes_fusion, soft_nms
 
 __all__ = [
     "MERGE_METHODS",

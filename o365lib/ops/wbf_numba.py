@@ -13,7 +13,7 @@ a merged cluster stores its score and weight sum as float32, a singleton keeps f
 values.  IoU against the current fused box uses its expression order.  Even its NaN case is
 replayed: a cluster whose members all score 0 has a 0 / 0 = NaN fused box, and numpy's
 ``argmax`` then matches the label's next box to it whatever the overlap.  The torch backend
-(:mod:`o365lib.tta.wbf_torch`) does the same roundings, so the backends agree.
+(:mod:`o365lib.ops.wbf_torch`) does the same roundings, so the backends agree.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import torch
 from ensemble_boxes import ensemble_boxes_nms as eb_nms
 
 from o365lib.ops import one_cpu_thread, soft_nms
-from tests.tta.fusion_cases import detections, rows
+from tests.ops.fusion_cases import detections, rows
 
 # the package attribute `soft_nms` is the function; fetch the module itself
 soft_nms_module = importlib.import_module("o365lib.ops.soft_nms")

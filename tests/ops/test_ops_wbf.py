@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from o365lib.tta import CONF_TYPES, batched_weighted_boxes_fusion, weighted_boxes_fusion
-from tests.tta.fusion_cases import detections, rows
+from tests.ops.fusion_cases import detections, rows
 
 BACKENDS = [("numba", "cpu"), ("torch", "cpu")] + ([("torch", "cuda")] if torch.cuda.is_available() else [])
 SETTINGS = [(0.55, 0.0, None), (0.4, 0.2, [1.0, 2.5, 0.7]), (0.7, 0.05, [3.0, 1.0, 1.0])]

@@ -7,11 +7,11 @@ touches the first ``active[t]`` groups, and a group's clusters live in the same 
 its boxes (a group never has more clusters than boxes): no padding.  The number of
 Python-level steps is the size of the largest group; per step a few dozen small torch ops
 run over all the active groups, so one call over many images is much faster per image than
-a call per image.  On CPU the numba kernel (:mod:`o365lib.tta.wbf_numba`) is faster still;
+a call per image.  On CPU the numba kernel (:mod:`o365lib.ops.wbf_numba`) is faster still;
 this backend serves CUDA tensors and CPUs without numba.
 
 Arithmetic is ensemble-boxes 1.0.9's, including its float32 roundings (see
-:mod:`o365lib.tta.wbf_numba`): each step rounds the touched clusters' ``s * w * box``
+:mod:`o365lib.ops.wbf_numba`): each step rounds the touched clusters' ``s * w * box``
 accumulators to float32, as ensemble-boxes' float32 accumulator does.
 """
 

@@ -7,9 +7,9 @@ cluster.  A cluster's fused box is the score-weighted mean of its members; its s
 depends on ``conf_type``.
 
 Two backends compute it (:mod:`o365lib.ops.backend`): on CPU a numba kernel
-(:mod:`o365lib.tta.wbf_numba`, tens of microseconds for an image of 3 x 300 boxes, so one
+(:mod:`o365lib.ops.wbf_numba`, tens of microseconds for an image of 3 x 300 boxes, so one
 call per image, ensemble-boxes' call shape, is cheap), elsewhere torch ops vectorised over
-all (image, label) groups (:mod:`o365lib.tta.wbf_torch`).  Both give the same outputs.
+all (image, label) groups (:mod:`o365lib.ops.wbf_torch`).  Both give the same outputs.
 
 Semantics follow ensemble-boxes 1.0.9 ``weighted_boxes_fusion``, roundings included:
 boxes with ``score < skip_box_threshold`` skipped, corners ordered then clipped to [0, 1],
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from o365lib.ops.backend import one_cpu_thread, resolve_backend
-from o365lib.tta.wbf_torch import wbf_torch
+from o365lib.ops.wbf_torch import wbf_torch
 
 __all__ = ["CONF_TYPES", "batched_weighted_boxes_fusion", "weighted_boxes_fusion"]
 
@@ -238,7 +238,7 @@ def _fuse(boxes, scores, labels, *, model_ids, image_ids, device, num_models, we
     if n and (int(model_ids.min()) < 0 or int(model_ids.max()) >= num_models):
         raise ValueError(f"weighted_boxes_fusion: model_ids must be in [0, {num_models})")
     if use_numba:
-        from o365lib.tta.wbf_numba import wbf_arrays  # lazy: numba loads in ~0.2 s
+        from o365lib.ops.wbf_numba import wbf_arrays  # lazy: numba loads in ~0.2 s
 
         out = wbf_arrays(
             boxes, scores, labels, model_ids=model_ids, image_ids=image_ids, weights=w, **options
