@@ -46,6 +46,7 @@ from o365lib.engine.distributed import (
     broadcast_buffers,
     setup_distributed,
 )
+from o365lib.engine.precision import autocast_dtype
 from o365lib.io import write_json
 
 
@@ -121,14 +122,8 @@ def _seed_everything(seed: int) -> None:
 
 
 def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype: CUDA bf16/fp16 for any ``amp``; on CPU bf16 only for ``amp="bf16"``."""
-    if device.type == "cpu" and config.amp == "bf16":
-        return torch.bfloat16  # oneDNN bf16 kernels (avx512_bf16 / AMX); no loss scaling needed
-    if device.type != "cuda" or not config.amp:
-        return None
-    if config.amp == "fp16" or (config.amp is True and not torch.cuda.is_bf16_supported()):
-        return torch.float16
-    return torch.bfloat16
+    """The autocast dtype (``o365lib.engine.precision.autocast_dtype``: CPU bf16 only where it is native)."""
+    return autocast_dtype(config.amp, device)
 
 
 def _normalized(obj):
