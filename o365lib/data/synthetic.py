@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +56,8 @@ __all__ = [
     "dump_json",
     "make_dataset",
     "plan_dataset",
+    "publish_folder",
+    "render_images",
     "train_counts",
 ]
 
@@ -117,12 +120,9 @@ def _render_jobs(plan: SyntheticPlan) -> list[tuple[str, int, list]]:
     return jobs
 
 
-def _write(plan: SyntheticPlan, root: Path, profile: SyntheticProfile, workers: int) -> None:
-    """Write images, split JSON and (last) the manifest into ``root``."""
-    image_dir = root / "images"
-    image_dir.mkdir(parents=True)
-    jobs = _render_jobs(plan)
-    chunks = [(plan.seed, plan.image_size, jobs[i:i + 200], str(image_dir)) for i in range(0, len(jobs), 200)]
+def render_images(jobs: list[tuple[str, int, list]], *, image_dir: Path, seed: int, size: int, workers: int = 1) -> None:
+    """Render ``(file_name, image_id, objects)`` jobs as PNGs into ``image_dir`` (image seed ``[seed, 7, id]``)."""
+    chunks = [(seed, size, jobs[i:i + 200], str(image_dir)) for i in range(0, len(jobs), 200)]
     if workers > 1:  # fork where there is one: no re-import of the caller's __main__ (as spawn does)
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
@@ -130,6 +130,14 @@ def _write(plan: SyntheticPlan, root: Path, profile: SyntheticProfile, workers: 
     else:
         for chunk in chunks:
             _render_chunk(chunk)
+
+
+def _write(plan: SyntheticPlan, root: Path, profile: SyntheticProfile, workers: int) -> None:
+    """Write images, split JSON and (last) the manifest into ``root``."""
+    image_dir = root / "images"
+    image_dir.mkdir(parents=True)
+    jobs = _render_jobs(plan)
+    render_images(jobs, image_dir=image_dir, seed=plan.seed, size=plan.image_size, workers=workers)
     files = {}
     for split in SPLITS:
         data = dump_json(plan.splits[split])
@@ -185,25 +193,35 @@ def make_dataset(
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     params = asdict(PROFILES[profile])
     paths = SyntheticPaths.under(Path(out_dir).resolve())
-    if _cache_ok(paths, profile=profile, seed=seed, params=params):
-        return paths
-    root = paths.root
+    publish_folder(paths.root, fill=lambda tmp: _write(plan_dataset(profile, seed), tmp, PROFILES[profile], workers),
+                   is_current=lambda: _cache_ok(paths, profile=profile, seed=seed, params=params))
+    return paths
+
+
+def publish_folder(root: Path, *, fill: Callable[[Path], None], is_current: Callable[[], bool]) -> None:
+    """Make the generated folder ``root`` unless ``is_current()``: ``fill`` a temporary sibling, rename it in.
+
+    ``root`` never holds a half-written set. A non-empty ``root`` without a :data:`MANIFEST` is refused
+    (the folder is not the generator's); a stale or partial one is swapped out only once the new one is
+    complete. When another process finishes first, its copy is kept.
+    """
+    if is_current():
+        return
     if root.exists() and not root.is_dir():
         raise FileExistsError(f"synthetic data folder {root} exists and is not a folder")
-    if root.is_dir() and any(root.iterdir()) and not paths.manifest.exists():
+    if root.is_dir() and any(root.iterdir()) and not (root / MANIFEST).exists():
         raise FileExistsError(
             f"synthetic data folder {root} is not empty and has no {MANIFEST}: refusing to overwrite it "
             f"(choose an empty or new folder)"
         )
     root.parent.mkdir(parents=True, exist_ok=True)
-    plan = plan_dataset(profile, seed)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     os.chmod(tmp, 0o777 & ~current_umask())  # the mode of a plain mkdir, not mkdtemp's private 0700
     try:
-        _write(plan, tmp, PROFILES[profile], workers)
+        fill(tmp)
         if root.exists():  # stale/partial cache: move it aside, then swap in the new one
-            if _cache_ok(paths, profile=profile, seed=seed, params=params):
-                return paths  # another process finished first
+            if is_current():
+                return  # another process finished first
             old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
             os.replace(root, old / "data")
             os.replace(tmp, root)
@@ -212,9 +230,8 @@ def make_dataset(
             try:
                 os.replace(tmp, root)
             except OSError:  # another process renamed its copy into place first
-                if not _cache_ok(paths, profile=profile, seed=seed, params=params):
+                if not is_current():
                     raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return paths

@@ -27,6 +27,7 @@ __all__ = [
     "SyntheticPlan",
     "SyntheticProfile",
     "build_categories",
+    "layout_images",
     "plan_dataset",
     "train_counts",
 ]
@@ -183,8 +184,13 @@ def _place_group(rng, group, cats, size, placed, tries=25, scale=1.0):
     return boxes
 
 
-def _layout(rng, counts: dict[int, int], cats: dict[int, dict], profile: SyntheticProfile) -> list[list]:
-    """Pack the instances of every class into images: a list of images, each a list of (cid, box)."""
+def layout_images(rng, counts: dict[int, int], cats: dict[int, dict], *, image_size: int, min_objects: int,
+                  max_objects: int, size_scale: float = 1.0) -> list[list]:
+    """Pack the instances of every class into images: a list of images, each a list of (cid, box).
+
+    ``cats[cid]`` needs ``shape`` and ``style`` (one of :data:`STYLES`); an image is closed once it
+    holds ``min_objects..max_objects`` objects (drawn per image).
+    """
     groups = []
     for cid in sorted(counts):
         n = counts[cid]
@@ -195,16 +201,16 @@ def _layout(rng, counts: dict[int, int], cats: dict[int, dict], profile: Synthet
     groups = [groups[i] for i in rng.permutation(len(groups))]
     images: list[list] = []
     current: list = []
-    lo, hi, scale = profile.min_objects, profile.max_objects + 1, profile.size_scale
+    lo, hi, scale = min_objects, max_objects + 1, size_scale
     target = int(rng.integers(lo, hi))
     for group in groups:
         boxes = None
-        if len(current) + group[1] <= profile.max_objects:
-            boxes = _place_group(rng, group, cats, profile.image_size, [b for _, b in current], scale=scale)
+        if len(current) + group[1] <= max_objects:
+            boxes = _place_group(rng, group, cats, image_size, [b for _, b in current], scale=scale)
         if boxes is None:  # start a new image; an empty image always takes one group
             images.append(current)
             current, target = [], int(rng.integers(lo, hi))
-            boxes = _place_group(rng, group, cats, profile.image_size, [], tries=1000, scale=scale)
+            boxes = _place_group(rng, group, cats, image_size, [], tries=1000, scale=scale)
             if boxes is None:  # pragma: no cover - a cluster of <= 6 small boxes always fits
                 raise RuntimeError(f"could not place {group} in an empty image")
         current.extend((group[0], b) for b in boxes)
@@ -252,7 +258,10 @@ def plan_dataset(profile: str | SyntheticProfile = "default", seed: int = 0) -> 
         if split in ("val", "test", "tiny_val", "tiny_test"):  # list order differs from train, like Objects365 V1
             split_cats = [split_cats[i] for i in rng.permutation(len(split_cats))]
         images, annotations = [], []
-        for objects in _layout(rng, split_counts[split], cats, profile):
+        layout = layout_images(rng, split_counts[split], cats, image_size=profile.image_size,
+                               min_objects=profile.min_objects, max_objects=profile.max_objects,
+                               size_scale=profile.size_scale)
+        for objects in layout:
             images.append({"id": next_image, "file_name": f"{split}_{next_image:06d}.png",
                            "width": profile.image_size, "height": profile.image_size})
             for cid, (x, y, w, h) in objects:
