@@ -11,6 +11,7 @@ from o365lib.engine.checkpoint import load_checkpoint, save_atomic
 from o365lib.engine.config import TrainConfig, TrainResult
 from o365lib.engine.distributed import DistInfo, setup_distributed
 from o365lib.engine.inference import detections_to_coco, predict, save_results
+from o365lib.engine.seeding import seed_everything
 from o365lib.engine.train import TrainingDivergedError, flip_horizontal, train
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "predict",
     "save_atomic",
     "save_results",
+    "seed_everything",
     "setup_distributed",
     "train",
 ]

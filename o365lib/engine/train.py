@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from o365lib.engine.distributed import (
     broadcast_buffers,
     setup_distributed,
 )
+from o365lib.engine.seeding import seed_everything
 from o365lib.io import write_json
 
 
@@ -112,12 +112,6 @@ def _batch_stream(
         for offset, loaded in enumerate(source):
             yield epoch, batch + offset, loaded
         epoch, batch = epoch + 1, 0
-
-
-def _seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
 
 
 def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -191,13 +185,13 @@ def _start(run: _Run, *, resume: bool) -> None:
         if len(states) == run.info.world_size:
             restore_rng_state(states[run.info.rank])
         else:  # another number of processes: continue with fresh, still deterministic, streams
-            _seed_everything(run.config.seed + run.info.rank + run.iteration)
+            seed_everything(run.config.seed + run.info.rank + run.iteration)
         if run.losses_path.is_file():
             run.losses = [e for e in json.loads(run.losses_path.read_text()) if e["iteration"] <= run.iteration]
         return
     if run.info.is_main:  # a fresh run: an older run's final.pt must not pass for this one's
         run.final_path.unlink(missing_ok=True)
-    _seed_everything(run.config.seed + run.info.rank)
+    seed_everything(run.config.seed + run.info.rank)
 
 
 def _save(run: _Run, path: Path, *, finished: bool) -> None:
