@@ -4,6 +4,9 @@
 - ``TrainConfig`` / ``train(model, dataset, config=..., out_dir=...)`` -> ``TrainResult``.
 - ``predict(model, dataset, batch_size=..., device=...)`` -> COCO results; ``save_results``.
 - ``load_checkpoint(path, model)``: training checkpoint or raw state dict.
+- ``seed_everything(seed)``: Python, NumPy and torch generators (training and the book's chapters).
+- ``o365lib.engine.inference``: the one inference loop (``inference_session``, ``image_batches``)
+  that ``predict`` and ``o365lib.tta.predict_tta`` share.
 """
 
 from o365lib.data.dataset import DetectionDataset, collate_detection
