@@ -30,6 +30,7 @@ import numpy as np
 
 from o365lib.data import parse_class_range, ranks_to_category_ids
 from o365lib.ops.pair_fusion import concat_rows, fuse_pair, select_rows
+from o365lib.ops.top_k import top_k_per_group
 
 __all__ = ["expert_training_set", "merge_experts", "pick_expert_ranges"]
 
@@ -98,16 +99,6 @@ def _owned_classes(experts: Sequence, overlap: str) -> list[set[int]]:
     return owned
 
 
-def _cap_per_image(arrays: dict[str, np.ndarray], max_dets: int) -> dict[str, np.ndarray]:
-    """Keep the ``max_dets`` best-scored detections of each image; order: image, score desc."""
-    order = np.lexsort((-arrays["score"], arrays["image_id"]))  # stable: ties keep input order
-    arrays = select_rows(arrays, order)
-    img = arrays["image_id"]
-    starts = np.r_[0, np.nonzero(img[1:] != img[:-1])[0] + 1] if len(img) else np.zeros(0, dtype=np.int64)
-    first = np.repeat(starts, np.diff(np.r_[starts, len(img)]))
-    return select_rows(arrays, (np.arange(len(img)) - first) < max_dets)
-
-
 def merge_experts(general: Sequence[Mapping], experts: Sequence, *, strategy: str = "replace",
                   overlap: str = "error", iou_threshold: float = 0.55, max_dets: int = 100,
                   expert_weight: float = 1.0) -> list[dict]:
@@ -147,7 +138,8 @@ def merge_experts(general: Sequence[Mapping], experts: Sequence, *, strategy: st
         else:
             theirs = select_rows(base, np.isin(base["category_id"], np.array(sorted(cats), dtype=np.int64)))
             parts.append(fuse_pair(theirs, mine, iou_threshold=iou_threshold, expert_weight=expert_weight))
-    merged = _cap_per_image(concat_rows(parts), int(max_dets))
+    merged = concat_rows(parts)
+    merged = select_rows(merged, top_k_per_group(merged["score"], merged["image_id"], int(max_dets)))
     return [{"image_id": int(i), "category_id": int(c), "bbox": [float(v) for v in b], "score": float(s)}
             for i, c, b, s in zip(merged["image_id"], merged["category_id"], merged["bbox"], merged["score"])]
 

@@ -59,7 +59,8 @@ KNOWN_MISSING = frozenset({
 
 _V2_NAME = re.compile(r"^images/v\d+/(patch\d+/[^/]+)$")
 
-#: Word-level typo fixes for names of the v2 release (lower case).
+#: Word-level typo fixes for names of the v2 release (lower case): the one table of its misspellings
+#: (``o365lib.modeling.coco_objects365_names`` uses it through :func:`normalize_class_name`).
 _TYPOS = {
     "bakset": "basket",
     "ballon": "balloon",

@@ -10,6 +10,7 @@ restored afterwards.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -34,6 +35,42 @@ def detections_to_coco(detections: dict[str, torch.Tensor], *, image_id: int, la
         }
         for box, label, score in zip(xywh, labels, scores)
     ]
+
+
+@contextlib.contextmanager
+def inference_session(model: nn.Module, *, device: str | torch.device, amp: bool = False) -> Iterator[None]:
+    """The model on ``device`` in eval mode, under ``torch.inference_mode`` (and bf16 autocast on CUDA
+    with ``amp``); its training flag is restored afterwards. Shared by ``predict`` and ``predict_tta``."""
+    device = torch.device(device)
+    was_training = model.training
+    model.to(device).eval()
+    autocast = (
+        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        if amp and device.type == "cuda"
+        else contextlib.nullcontext()
+    )
+    try:
+        with torch.inference_mode(), autocast:
+            yield
+    finally:
+        model.train(was_training)
+
+
+def image_batches(
+    dataset, *, batch_size: int, device: str | torch.device, progress: bool = False, desc: str = "predict"
+) -> Iterator[tuple[list[torch.Tensor], list[int]]]:
+    """The inference loop's batches, in dataset order: ``(images on device, their image ids)``.
+
+    ``dataset[i] -> (CHW image, target with "image_id")``; the last batch may be smaller.
+    """
+    starts = range(0, len(dataset), batch_size)
+    if progress:
+        from o365lib.progress import progress_bar
+
+        starts = progress_bar(iterable=starts, total=len(starts), desc=desc, unit="batch")
+    for start in starts:
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        yield [image.to(device) for image, _ in items], [int(target["image_id"]) for _, target in items]
 
 
 def predict(
@@ -63,37 +100,20 @@ def predict(
     label_map = label_map if label_map is not None else getattr(dataset, "label_map", None)
     if label_map is None:
         raise ValueError("predict: pass label_map= or a dataset with a .label_map")
-    device = torch.device(device)
     saved = {
         name: getattr(model, name) for name in ("score_thresh", "detections_per_img") if hasattr(model, name)
     }
-    was_training = model.training
     model.score_thresh, model.detections_per_img = float(score_threshold), int(max_dets)
-    model.to(device).eval()
-    autocast = (
-        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        if amp and device.type == "cuda"
-        else contextlib.nullcontext()
-    )
-    starts = range(0, len(dataset), batch_size)
-    if progress:
-        from o365lib.progress import progress_bar
-
-        starts = progress_bar(iterable=starts, desc="predict", unit="batch")
     results: list[dict] = []
     try:
-        with torch.inference_mode(), autocast:
-            for start in starts:
-                items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-                outputs = model([image.to(device) for image, _ in items])
-                for (_, target), output in zip(items, outputs):
-                    results.extend(
-                        detections_to_coco(output, image_id=target["image_id"], label_map=label_map)
-                    )
+        with inference_session(model, device=device, amp=amp):
+            for images, image_ids in image_batches(dataset, batch_size=batch_size, device=device,
+                                                   progress=progress, desc="predict"):
+                for image_id, output in zip(image_ids, model(images)):
+                    results.extend(detections_to_coco(output, image_id=image_id, label_map=label_map))
     finally:
         for name, value in saved.items():
             setattr(model, name, value)
-        model.train(was_training)
     return results
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from o365lib.engine.distributed import (
     setup_distributed,
 )
 from o365lib.engine.precision import autocast_dtype
+from o365lib.engine.seeding import seed_everything
 from o365lib.io import write_json
 
 
@@ -115,12 +115,6 @@ def _batch_stream(
         epoch, batch = epoch + 1, 0
 
 
-def _seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
 def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     """The autocast dtype (``o365lib.engine.precision.autocast_dtype``: CPU bf16 only where it is native)."""
     return autocast_dtype(config.amp, device)
@@ -186,13 +180,13 @@ def _start(run: _Run, *, resume: bool) -> None:
         if len(states) == run.info.world_size:
             restore_rng_state(states[run.info.rank])
         else:  # another number of processes: continue with fresh, still deterministic, streams
-            _seed_everything(run.config.seed + run.info.rank + run.iteration)
+            seed_everything(run.config.seed + run.info.rank + run.iteration)
         if run.losses_path.is_file():
             run.losses = [e for e in json.loads(run.losses_path.read_text()) if e["iteration"] <= run.iteration]
         return
     if run.info.is_main:  # a fresh run: an older run's final.pt must not pass for this one's
         run.final_path.unlink(missing_ok=True)
-    _seed_everything(run.config.seed + run.info.rank)
+    seed_everything(run.config.seed + run.info.rank)
 
 
 def _save(run: _Run, path: Path, *, finished: bool) -> None:
@@ -298,6 +292,28 @@ def train(
         from o365lib.longtail import UniformSampler
 
         sampler = UniformSampler(len(dataset), seed=config.seed)
+    run = _new_run(model, config=config, info=info, out_dir=Path(out_dir), epoch_length=len(sampler))
+    _start(run, resume=resume)
+    if run.iteration >= run.total and run.final_path.is_file():
+        return TrainResult(run.final_path, run.iteration, run.total, 0.0, 0.0, run.losses_path, True, run.losses)
+    start = time.perf_counter()
+    train_seconds, images_seen = _run_steps(run, dataset, sampler)
+    finished = run.iteration >= run.total
+    broadcast_buffers(run.core, info)
+    _save(run, run.last_path, finished=finished)
+    if finished:
+        _save_final(run)
+    barrier(info)
+    return TrainResult(
+        checkpoint=run.final_path if finished else run.last_path, iterations=run.iteration,
+        total_iterations=run.total, seconds=time.perf_counter() - start,
+        images_per_s=images_seen / train_seconds if train_seconds > 0 else 0.0,
+        losses_path=run.losses_path, finished=finished, losses=run.losses,
+    )
+
+
+def _new_run(model: nn.Module, *, config: TrainConfig, info: DistInfo, out_dir: Path, epoch_length: int) -> _Run:
+    """The model on its device (channels-last if asked), SGD over its parameter groups, the loss scaler."""
     core = model.to(info.device)
     if config.channels_last:
         core = core.to(memory_format=torch.channels_last)  # 4-D weights NHWC: faster oneDNN convolutions
@@ -305,20 +321,26 @@ def train(
         parameter_groups(core, weight_decay=config.weight_decay), lr=config.lr, momentum=config.momentum
     )
     amp_dtype = _amp_dtype(config, info.device)
-    run = _Run(core=core, optimizer=optimizer, config=config, info=info, out_dir=Path(out_dir),
-               scaler=torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None,
-               total=config.total_iterations(epoch_length=len(sampler), world_size=info.world_size))
-    _start(run, resume=resume)
-    if run.iteration >= run.total and run.final_path.is_file():
-        return TrainResult(run.final_path, run.iteration, run.total, 0.0, 0.0, run.losses_path, True, run.losses)
+    return _Run(core=core, optimizer=optimizer, config=config, info=info, out_dir=out_dir,
+                scaler=torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None,
+                total=config.total_iterations(epoch_length=epoch_length, world_size=info.world_size))
 
+
+def _run_steps(run: _Run, dataset, sampler) -> tuple[float, int]:
+    """Steps from ``run.iteration`` to the end (or this call's budget), checkpointing on the way.
+
+    Returns the seconds spent in steps and the images they saw (all ranks); the model's transform
+    sizes are restored afterwards (``_step`` sets them per batch).
+    """
+    core, config, info = run.core, run.config, run.info
     network = core
     if info.distributed:
         device_ids = [info.device.index] if info.device.type == "cuda" else None
         network = nn.parallel.DistributedDataParallel(core, device_ids=device_ids)
     transform = getattr(core, "transform", None)
     original_sizes = (transform.min_size, transform.max_size) if transform is not None else None
-    params = [p for group in optimizer.param_groups for p in group["params"]]
+    params = [p for group in run.optimizer.param_groups for p in group["params"]]
+    amp_dtype = _amp_dtype(config, info.device)
     autocast = (torch.autocast(device_type=info.device.type, dtype=amp_dtype) if amp_dtype is not None
                 else contextlib.nullcontext())
     from o365lib.progress import progress_bar
@@ -326,7 +348,7 @@ def train(
     progress = progress_bar(total=run.total, initial=run.iteration, desc="train",
                             disable=not (info.is_main and config.progress))
     stream = _batch_stream(dataset, sampler, epoch=run.epoch, batch=run.batch_index, info=info, config=config)
-    start, train_seconds, images_seen, steps = time.perf_counter(), 0.0, 0, 0
+    train_seconds, images_seen, steps = 0.0, 0, 0
     core.train()
     try:
         while run.iteration < run.total:
@@ -350,19 +372,7 @@ def train(
         progress.close()
         if original_sizes is not None:
             transform.min_size, transform.max_size = original_sizes
-
-    finished = run.iteration >= run.total
-    broadcast_buffers(core, info)
-    _save(run, run.last_path, finished=finished)
-    if finished:
-        _save_final(run)
-    barrier(info)
-    return TrainResult(
-        checkpoint=run.final_path if finished else run.last_path, iterations=run.iteration,
-        total_iterations=run.total, seconds=time.perf_counter() - start,
-        images_per_s=images_seen / train_seconds if train_seconds > 0 else 0.0,
-        losses_path=run.losses_path, finished=finished, losses=run.losses,
-    )
+    return train_seconds, images_seen
 
 
 def _diverged(iteration: int, terms: dict, last_path: Path, losses: list, losses_path: Path, info: DistInfo,

@@ -28,6 +28,7 @@ from o365lib.evaluation.columns import DetectionColumns, GroundTruthColumns
 from o365lib.evaluation.engine import coco_eval_columns
 from o365lib.evaluation.inputs import as_dataset, load_inputs, range_table, resolve_ranking
 from o365lib.evaluation.summary import image_counts, lvis_buckets, pct, per_class_ap
+from o365lib.ops.top_k import top_k_per_group
 
 LVIS_V1_VAL_IMAGES = 19809
 LVIS_V1_FIXED_AP_K = 10000
@@ -52,12 +53,7 @@ def top_k_per_class(dets: DetectionColumns, *, k: int) -> np.ndarray:
     """
     if int(k) < 1:
         raise ValueError(f"fixed AP needs k >= 1, got {k}")
-    n = len(dets)
-    order = np.lexsort((np.arange(n), -dets.score, dets.category_id))
-    cls = dets.category_id[order]
-    starts = np.flatnonzero(np.r_[True, cls[1:] != cls[:-1]]) if n else np.zeros(0, np.int64)
-    rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
-    return np.sort(order[rank < int(k)])
+    return np.sort(top_k_per_group(dets.score, dets.category_id, int(k)))
 
 
 def fixed_ap_arrays(gt: GroundTruthColumns, dets: DetectionColumns, *, k: int, unmatched_ignored=None) -> dict:

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from o365lib.evaluation.columns import DetectionColumns, GroundTruthColumns
+from o365lib.ops.top_k import top_k_per_group
 
 LVIS_MAX_DETS = 300
 FREQUENCY_CODES = ("r", "c", "f")
@@ -78,11 +79,7 @@ def cap_per_image(dets: DetectionColumns, *, max_dets: int) -> np.ndarray:
     _, counts = np.unique(dets.image_id, return_counts=True)
     if not counts.size or counts.max() <= int(max_dets):
         return np.arange(n)  # no image over the cap: nothing to sort
-    order = np.lexsort((np.arange(n), -dets.score, dets.image_id))
-    img = dets.image_id[order]
-    starts = np.flatnonzero(np.r_[True, img[1:] != img[:-1]]) if n else np.zeros(0, np.int64)
-    rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
-    return np.sort(order[rank < int(max_dets)])
+    return np.sort(top_k_per_group(dets.score, dets.image_id, int(max_dets)))
 
 
 def lvis_inputs(gt_data: Mapping, gt: GroundTruthColumns, dets: DetectionColumns, *,

@@ -8,7 +8,7 @@ weight loading and transfer (``init_detector_weights`` for COCO-pretrained start
 
 from o365lib.modeling.anchors import StridedAnchorGenerator
 from o365lib.modeling.backbones import BACKBONES, TinyBackbone, build_backbone
-from o365lib.modeling.build import PRESETS, build_detector, default_anchor_sizes
+from o365lib.modeling.build import DetectorConfig, assemble_detector, build_detector
 from o365lib.modeling.cascade import (
     BOX_WEIGHTS,
     IOU_THRESHOLDS,
@@ -22,6 +22,7 @@ from o365lib.modeling.deform import DeformableConv2d, convert_to_deformable
 from o365lib.modeling.detector import NMS_METHODS, NMS_STYLES, CascadeRCNN
 from o365lib.modeling.losses import CLASS_LOSSES, ClassLoss, build_class_loss
 from o365lib.modeling.mmdet_checkpoint import load_mmdet_checkpoint, save_mmdet_checkpoint
+from o365lib.modeling.presets import PRESET_CONFIGS, PRESETS, DetectorPreset, default_anchor_sizes
 from o365lib.modeling.transfer import (
     init_detector_weights,
     load_backbone_weights,
@@ -41,14 +42,18 @@ __all__ = [
     "NMS_METHODS",
     "NMS_STYLES",
     "PRESETS",
+    "PRESET_CONFIGS",
     "STAGE_LOSS_WEIGHTS",
     "STAGE_SCORE_AVERAGES",
     "CascadeRCNN",
     "CascadeRoIHeads",
     "ClassLoss",
     "DeformableConv2d",
+    "DetectorConfig",
+    "DetectorPreset",
     "StridedAnchorGenerator",
     "TinyBackbone",
+    "assemble_detector",
     "build_backbone",
     "build_class_loss",
     "build_detector",

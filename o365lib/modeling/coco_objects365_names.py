@@ -5,15 +5,17 @@ the rows of classes both data sets share (person, car, dog, ...) are worth keepi
 start fresh. The two data sets name the same thing differently ("bird" / "wild bird", "tv" /
 "Moniter/TV"), and Objects365 v2's file spells some names wrongly or with trailing spaces
 ('Bakset', 'Ballon', 'Dinning Table', 'Table Tennis '). ``canonical_name`` turns any of these
-spellings into one key (lower case, single spaces, v2 misspellings and v2's merged names mapped to
-v1's names), and ``category_key_candidates`` adds, for a COCO name, the Objects365 names it
-corresponds to.
+spellings into one key: lower case, single spaces, v2's misspellings fixed (the table lives in
+``o365lib.data.objects365``) and v2's merged names mapped to v1's names. ``category_key_candidates``
+adds, for a COCO name, the Objects365 names it corresponds to.
 
 Data only: the names are the data sets' public category lists (COCO 2017, Objects365 v1/v2 as
 distributed); the correspondence is ours.
 """
 
 from __future__ import annotations
+
+from o365lib.data.objects365 import normalize_class_name
 
 #: COCO-80 in the order of COCO's category ids (mmdet's class order for COCO checkpoints).
 COCO80_NAMES = (
@@ -29,22 +31,11 @@ COCO80_NAMES = (
     "teddy bear", "hair drier", "toothbrush",
 )
 
-#: Objects365 v2 spellings (after lower-casing and space clean-up) -> the v1 name of the same class.
-OBJECTS365_V2_SPELLINGS = {
-    "bakset": "basket",
-    "ballon": "balloon",
-    "hotair ballon": "hotair balloon",
-    "billards": "billiards",
-    "buttefly": "butterfly",
-    "campel": "camel",
-    "dinning table": "dining table",
-    "extention cord": "extension cord",
-    "mushroon": "mushroom",
-    "noddles": "noodles",
-    "table teniis paddle": "table tennis paddle",
-    "tape measur/ ruler": "tape measure/ruler",
+#: Objects365 v2 names (after :func:`~o365lib.data.objects365.normalize_class_name`, which fixes the
+#: release's misspellings) -> the v1 name of the same class, where v2 merged or renamed it.
+OBJECTS365_V2_TO_V1 = {
+    "monitor/tv": "tv",
     "trash bin can": "trash bin/can",
-    "moniter/tv": "tv",
     "handbag/satchel": "handbag",
     "bowl/basin": "bowl",
     "orange/tangerine": "orange",
@@ -72,9 +63,10 @@ COCO_TO_OBJECTS365 = {
 
 
 def canonical_name(name: str) -> str:
-    """One spelling per class: lower case, ``_`` as space, single spaces, v2 typos fixed."""
-    key = " ".join(str(name).replace("_", " ").lower().split())
-    return OBJECTS365_V2_SPELLINGS.get(key, key)
+    """One spelling per class: ``_`` as space, ``normalize_class_name`` (lower case, single spaces,
+    no spaces around ``/``, v2 typos fixed), then v2's merged names as v1 names."""
+    key = normalize_class_name(str(name).replace("_", " "))
+    return OBJECTS365_V2_TO_V1.get(key, key)
 
 
 def category_key_candidates(name: str) -> tuple[str, ...]:

@@ -17,6 +17,8 @@ accumulators to float32, as ensemble-boxes' float32 accumulator does.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 __all__ = ["wbf_torch"]
@@ -116,6 +118,128 @@ def _sequential_sum(x: torch.Tensor) -> torch.Tensor:
     return total
 
 
+@dataclass
+class _Layout:
+    """Where each box of each (image, label) group sits, groups largest first.
+
+    ``order`` sorts the boxes into groups (boxes by ``s*w`` descending, ties in input order); box
+    ``t`` of group ``g`` is then visited at step ``t``, and ``src`` lists the boxes step-major:
+    step ``t``'s boxes (groups ``0..active[t]-1``) are rows ``offsets[t] .. offsets[t] + active[t]``.
+    """
+
+    order: torch.Tensor
+    by_size: torch.Tensor  # group ids (lexicographic (image, label) order) from largest to smallest
+    start: torch.Tensor  # first slot of each group (a group's boxes and clusters share its slots)
+    group_of: torch.Tensor  # group of each slot
+    src: torch.Tensor
+    sizes: list
+    active: list
+    offsets: list
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.sizes)
+
+
+def _layout(sw: torch.Tensor, labels: torch.Tensor, image_ids: torch.Tensor) -> _Layout:
+    device = sw.device
+    # (image, label) pairs in lexicographic order; no integer key that could overflow
+    pairs = torch.stack([image_ids, labels], 1)
+    _, group, counts = torch.unique(pairs, dim=0, return_inverse=True, return_counts=True)
+    rank = torch.empty_like(counts)
+    by_size = torch.argsort(counts, descending=True, stable=True)
+    rank[by_size] = torch.arange(counts.numel(), device=device)
+    order = torch.argsort(sw, descending=True, stable=True)
+    order = order[torch.argsort(rank[group[order]], stable=True)]
+    sizes_t = counts[by_size]
+    start = torch.cumsum(sizes_t, 0) - sizes_t
+    sizes = sizes_t.tolist()
+    num_groups, total = len(sizes), sw.shape[0]
+
+    active, a = [], num_groups
+    for t in range(sizes[0]):
+        while a > 0 and sizes[a - 1] <= t:
+            a -= 1
+        active.append(a)
+    active_t = torch.tensor(active, device=device)
+    offset = torch.cumsum(active_t, 0) - active_t
+    group_of = torch.repeat_interleave(torch.arange(num_groups, device=device), sizes_t)
+    step_of = torch.arange(total, device=device) - start[group_of]
+    src = torch.empty(total, dtype=torch.int64, device=device)
+    src[offset[step_of] + group_of] = torch.arange(total, device=device)
+    return _Layout(order=order, by_size=by_size, start=start, group_of=group_of, src=src, sizes=sizes,
+                   active=active, offsets=offset.tolist())
+
+
+@dataclass
+class _Clusters:
+    """Cluster state, one slot per box (cluster ``c`` of a group lives in slot ``start + c``)."""
+
+    state: torch.Tensor  # s*w, count, weight, sum of s*w * box (4)
+    rep: torch.Tensor  # fused box (4), its area
+    max_sw: torch.Tensor
+    models: torch.Tensor | None  # [slots, num_models] contributing models, when needed
+    n_clusters: torch.Tensor  # per group
+
+
+def _first_step(layout: _Layout, steps: dict, *, num_models: int | None) -> _Clusters:
+    """Every group's first box starts its cluster 0."""
+    total, device, g, start = steps["sw"].shape[0], steps["sw"].device, layout.num_groups, layout.start
+    clusters = _Clusters(
+        state=torch.zeros((total, 7), dtype=torch.float64, device=device),
+        rep=torch.zeros((total, 5), dtype=torch.float64, device=device),
+        max_sw=torch.full((total,), -torch.inf, dtype=torch.float64, device=device),
+        models=torch.zeros((total, num_models), dtype=torch.bool, device=device) if num_models else None,
+        n_clusters=torch.ones(g, dtype=torch.int64, device=device),
+    )
+    clusters.state.index_copy_(0, start, steps["add"][:g])
+    clusters.state[start, 3:] = clusters.state[start, 3:].float().double()  # float32 accumulator
+    clusters.rep.index_copy_(0, start, torch.cat([steps["box"][:g], steps["area"][:g, None]], 1))
+    clusters.max_sw.index_copy_(0, start, steps["sw"][:g])
+    if clusters.models is not None:
+        clusters.models[start, steps["model"][:g]] = True
+    return clusters
+
+
+def _visit_step(t: int, layout: _Layout, steps: dict, clusters: _Clusters, *, iou_threshold: float,
+                maybe_nan: bool) -> None:
+    """Box ``t`` of every active group joins its best-matching cluster or starts a new one."""
+    a, lo = layout.active[t], layout.offsets[t]
+    hi = lo + a
+    st = layout.start[:a]
+    box = steps["box"][lo:hi]
+    earlier = torch.arange(t, device=box.device)
+    r = clusters.rep.index_select(0, (st[:, None] + earlier[None, :]).flatten()).view(a, t, 5)
+    xa = torch.maximum(r[..., 0], box[:, None, 0])
+    ya = torch.maximum(r[..., 1], box[:, None, 1])
+    xb = torch.minimum(r[..., 2], box[:, None, 2])
+    yb = torch.minimum(r[..., 3], box[:, None, 3])
+    inter = (xb - xa).clamp_(min=0) * (yb - ya).clamp_(min=0)
+    iou = inter / (r[..., 4] + steps["area"][lo:hi, None] - inter)
+    nc = clusters.n_clusters[:a]
+    iou.masked_fill_(earlier[None, :] >= nc[:, None], -1.0)
+    best, best_idx = iou.max(dim=1)
+    join = best > iou_threshold
+    if maybe_nan:  # a NaN fused box (0 / 0): np.argmax picks the first NaN, and joins it
+        nan = torch.isnan(iou)
+        has_nan = nan.any(dim=1)
+        best_idx = torch.where(has_nan, nan.to(torch.uint8).argmax(dim=1), best_idx)
+        join = join | has_nan
+    slot = st + torch.where(join, best_idx, nc)
+    nc += ~join
+    clusters.max_sw.scatter_reduce_(0, slot, steps["sw"][lo:hi], reduce="amax")
+    if clusters.models is not None:
+        clusters.models[slot, steps["model"][lo:hi]] = True
+    # slots differ within a step: add, round the box sums like a float32 accumulator, store
+    s = clusters.state.index_select(0, slot).add_(steps["add"][lo:hi])
+    s[:, 3:] = s[:, 3:].float()
+    clusters.state.index_copy_(0, slot, s)
+    # ensemble-boxes: a singleton keeps its box; a merged cluster's box is float32(acc / conf)
+    new_box = torch.where(s[:, 1:2] > 1, (s[:, 3:] / s[:, 0:1]).float().double(), box)
+    new_area = (new_box[:, 2] - new_box[:, 0]) * (new_box[:, 3] - new_box[:, 1])
+    clusters.rep.index_copy_(0, slot, torch.cat([new_box, new_area[:, None]], 1))
+
+
 def _fuse_groups(
     boxes,
     area,
@@ -136,104 +260,31 @@ def _fuse_groups(
     bool matrix of contributing models (or None), labels, image ids and a sort key for the
     (image, label, creation) order.
     """
-    device = boxes.device
-    # group id per box; groups laid out largest first, boxes by s*w descending, ties in input order
-    # (image, label) pairs in lexicographic order; no integer key that could overflow
-    pairs = torch.stack([image_ids, labels], 1)
-    _, group, counts = torch.unique(pairs, dim=0, return_inverse=True, return_counts=True)
-    rank = torch.empty_like(counts)
-    by_size = torch.argsort(counts, descending=True, stable=True)
-    rank[by_size] = torch.arange(counts.numel(), device=device)
-    order = torch.argsort(sw, descending=True, stable=True)
-    order = order[torch.argsort(rank[group[order]], stable=True)]
-    boxes, area, sw, weight = boxes[order], area[order], sw[order], weight[order]
-    model_ids, labels, image_ids = model_ids[order], labels[order], image_ids[order]
-    sizes_t = counts[by_size]
-    start = torch.cumsum(sizes_t, 0) - sizes_t
-    sizes = sizes_t.tolist()
-    num_groups, total = len(sizes), boxes.shape[0]
-
-    active, a = [], num_groups
-    for t in range(sizes[0]):
-        while a > 0 and sizes[a - 1] <= t:
-            a -= 1
-        active.append(a)
-
-    # step-major copies of the per-box inputs: step t's boxes (box t of each active group,
-    # groups 0..active[t]-1) are one contiguous slice [offset[t], offset[t] + active[t])
-    active_t = torch.tensor(active, device=device)
-    offset = torch.cumsum(active_t, 0) - active_t
-    offsets = offset.tolist()
-    group_of = torch.repeat_interleave(torch.arange(num_groups, device=device), sizes_t)
-    step_of = torch.arange(total, device=device) - start[group_of]
-    src = torch.empty(total, dtype=torch.int64, device=device)
-    src[offset[step_of] + group_of] = torch.arange(total, device=device)
-    box_sm, area_sm, sw_sm, mid_sm = boxes[src], area[src], sw[src], model_ids[src]
-    # what a box adds to its cluster: s*w, count 1, weight, s*w * box
-    add_sm = torch.cat([torch.stack([sw, torch.ones_like(sw), weight], 1), boxes * sw[:, None]], 1)[src]
-
-    # cluster state, one slot per box (cluster c of a group lives in slot start + c)
-    state = torch.zeros((total, 7), dtype=torch.float64, device=device)  # s*w, count, weight, sum s*w*box
-    rep = torch.zeros((total, 5), dtype=torch.float64, device=device)  # fused box, its area
-    max_sw = torch.full((total,), -torch.inf, dtype=torch.float64, device=device)
-    models = torch.zeros((total, num_models), dtype=torch.bool, device=device) if need_models else None
-    n_clusters = torch.ones(num_groups, dtype=torch.int64, device=device)
-    steps = torch.arange(sizes[0], device=device)
+    layout = _layout(sw, labels, image_ids)
+    boxes, area, sw, weight, model_ids, labels, image_ids = (
+        x[layout.order] for x in (boxes, area, sw, weight, model_ids, labels, image_ids)
+    )
+    # step-major copies of the per-box inputs; what a box adds to its cluster: s*w, count 1, weight, s*w * box
+    src = layout.src
+    steps = {
+        "box": boxes[src], "area": area[src], "sw": sw[src], "model": model_ids[src],
+        "add": torch.cat([torch.stack([sw, torch.ones_like(sw), weight], 1), boxes * sw[:, None]], 1)[src],
+    }
+    clusters = _first_step(layout, steps, num_models=num_models if need_models else None)
     maybe_nan = bool((sw <= 0).any())  # only clusters with a 0 score sum can get a NaN box
+    for t in range(1, layout.sizes[0]):
+        _visit_step(t, layout, steps, clusters, iou_threshold=iou_threshold, maybe_nan=maybe_nan)
 
-    # step 0: every group's first box starts cluster 0
-    state.index_copy_(0, start, add_sm[:num_groups])
-    state[start, 3:] = state[start, 3:].float().double()  # ensemble-boxes' float32 accumulator
-    rep.index_copy_(0, start, torch.cat([box_sm[:num_groups], area_sm[:num_groups, None]], 1))
-    max_sw.index_copy_(0, start, sw_sm[:num_groups])
-    if models is not None:
-        models[start, mid_sm[:num_groups]] = True
-    for t in range(1, sizes[0]):
-        a, lo = active[t], offsets[t]
-        hi = lo + a
-        st = start[:a]
-        box = box_sm[lo:hi]
-        cs = (st[:, None] + steps[None, :t]).flatten()
-        r = rep.index_select(0, cs).view(a, t, 5)
-        xa = torch.maximum(r[..., 0], box[:, None, 0])
-        ya = torch.maximum(r[..., 1], box[:, None, 1])
-        xb = torch.minimum(r[..., 2], box[:, None, 2])
-        yb = torch.minimum(r[..., 3], box[:, None, 3])
-        inter = (xb - xa).clamp_(min=0) * (yb - ya).clamp_(min=0)
-        iou = inter / (r[..., 4] + area_sm[lo:hi, None] - inter)
-        nc = n_clusters[:a]
-        iou.masked_fill_(steps[None, :t] >= nc[:, None], -1.0)
-        best, best_idx = iou.max(dim=1)
-        join = best > iou_threshold
-        if maybe_nan:  # a NaN fused box (0 / 0): np.argmax picks the first NaN, and joins it
-            nan = torch.isnan(iou)
-            has_nan = nan.any(dim=1)
-            best_idx = torch.where(has_nan, nan.to(torch.uint8).argmax(dim=1), best_idx)
-            join = join | has_nan
-        slot = st + torch.where(join, best_idx, nc)
-        nc += ~join
-        max_sw.scatter_reduce_(0, slot, sw_sm[lo:hi], reduce="amax")
-        if models is not None:
-            models[slot, mid_sm[lo:hi]] = True
-        # slots differ within a step: add, round the box sums like a float32 accumulator, store
-        s = state.index_select(0, slot).add_(add_sm[lo:hi])
-        s[:, 3:] = s[:, 3:].float()
-        state.index_copy_(0, slot, s)
-        # ensemble-boxes: a singleton keeps its box; a merged cluster's box is float32(acc / conf)
-        new_box = torch.where(s[:, 1:2] > 1, (s[:, 3:] / s[:, 0:1]).float().double(), box)
-        new_area = (new_box[:, 2] - new_box[:, 0]) * (new_box[:, 3] - new_box[:, 1])
-        rep.index_copy_(0, slot, torch.cat([new_box, new_area[:, None]], 1))
-
-    used = torch.nonzero(state[:, 1] > 0).flatten()
-    used_group = group_of[used]
-    sort_key = by_size[used_group] * total + (used - start[used_group])
+    used = torch.nonzero(clusters.state[:, 1] > 0).flatten()
+    used_group = layout.group_of[used]
+    sort_key = layout.by_size[used_group] * sw.shape[0] + (used - layout.start[used_group])
     return (
-        rep[used, :4],
-        state[used, 0],
-        state[used, 1],
-        max_sw[used],
-        state[used, 2],
-        models[used] if models is not None else None,
+        clusters.rep[used, :4],
+        clusters.state[used, 0],
+        clusters.state[used, 1],
+        clusters.max_sw[used],
+        clusters.state[used, 2],
+        clusters.models[used] if clusters.models is not None else None,
         labels[used],
         image_ids[used],
         sort_key,

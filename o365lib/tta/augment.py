@@ -25,7 +25,7 @@ from contextlib import contextmanager
 
 import torch
 
-from o365lib.progress import progress_bar
+from o365lib.engine.inference import image_batches, inference_session
 from o365lib.tta.ensemble import MERGE_METHODS, fuse_detections, tensors_to_results
 
 __all__ = ["TTA_SCALE_PRESETS", "flip_boxes", "inference_scale", "predict_tta", "resolve_scales"]
@@ -191,39 +191,28 @@ def predict_tta(
     scale_list = resolve_scales(model, scales)
     num_augs = len(scale_list) * (2 if flip else 1)
     raw = merge != "wbf" and callable(getattr(model, "predict_raw", None))
-    was_training = model.training
-    model.eval()
-    model.to(device)
     results = []
-    batches = range(0, len(dataset), batch_size)
-    if progress:
-        batches = progress_bar(iterable=batches, total=len(batches), desc=f"TTA x{num_augs}")
-    try:
-        with torch.inference_mode():
-            for start in batches:
-                items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-                images = [im.to(device) for im, _ in items]
-                image_ids = [int(t["image_id"]) for _, t in items]
-                per_image = _run_augmentations(model, images, scale_list, flip, raw)
-                results.extend(
-                    _merge_batch(
-                        per_image,
-                        images,
-                        image_ids,
-                        raw=raw,
-                        merge=merge,
-                        num_augs=num_augs,
-                        max_dets=max_dets,
-                        score_threshold=score_threshold,
-                        iou_threshold=iou_threshold,
-                        sigma=sigma,
-                        soft_method=soft_method,
-                        max_candidates=max_candidates,
-                        label_map=label_map,
-                    )
+    with inference_session(model, device=device):
+        for images, image_ids in image_batches(dataset, batch_size=batch_size, device=device,
+                                               progress=progress, desc=f"TTA x{num_augs}"):
+            per_image = _run_augmentations(model, images, scale_list, flip, raw)
+            results.extend(
+                _merge_batch(
+                    per_image,
+                    images,
+                    image_ids,
+                    raw=raw,
+                    merge=merge,
+                    num_augs=num_augs,
+                    max_dets=max_dets,
+                    score_threshold=score_threshold,
+                    iou_threshold=iou_threshold,
+                    sigma=sigma,
+                    soft_method=soft_method,
+                    max_candidates=max_candidates,
+                    label_map=label_map,
                 )
-    finally:
-        model.train(was_training)
+            )
     return results
 
 

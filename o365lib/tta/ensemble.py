@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torchvision.ops import batched_nms
 
-from o365lib.ops import batched_weighted_boxes_fusion, soft_nms
+from o365lib.ops import batched_weighted_boxes_fusion, soft_nms, top_k_per_group
 
 __all__ = [
     "MERGE_METHODS",
@@ -27,7 +27,6 @@ __all__ = [
     "nms_per_image",
     "results_to_tensors",
     "tensors_to_results",
-    "top_per_image",
 ]
 
 MERGE_METHODS = ("wbf", "soft_nms", "nms")
@@ -63,19 +62,6 @@ def nms_per_image(
     for idx in torch.split(order, counts.tolist()):
         keep.append(idx[batched_nms(boxes[idx], scores[idx], labels[idx], iou_threshold)])
     return torch.cat(keep)
-
-
-def top_per_image(scores: torch.Tensor, image_ids: torch.Tensor, max_dets: int) -> torch.Tensor:
-    """Indices sorted by image id then score descending, at most ``max_dets`` per image."""
-    order = torch.argsort(scores, descending=True, stable=True)
-    order = order[torch.argsort(image_ids[order], stable=True)]
-    img = image_ids[order]
-    if img.numel() == 0:
-        return order
-    _, counts = torch.unique_consecutive(img, return_counts=True)
-    starts = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-    rank = torch.arange(img.numel(), device=img.device) - starts
-    return order[rank < max_dets]
 
 
 def fuse_detections(
@@ -166,7 +152,9 @@ def fuse_detections(
                 score_threshold=score_threshold,
             )
         out_boxes, out_labels, out_images = boxes[keep], labels[keep], image_ids[keep]
-    top = top_per_image(out_scores, out_images, max_dets)
+    top = torch.as_tensor(
+        top_k_per_group(out_scores.cpu().numpy(), out_images.cpu().numpy(), max_dets), device=out_scores.device
+    )
     return out_boxes[top], out_scores[top], out_labels[top], out_images[top]
 
 

@@ -30,6 +30,7 @@ from o365lib.engine import predict
 from o365lib.evaluation import evaluate
 from o365lib.evaluation import fixed_ap as fixed_ap_metrics
 from o365lib.io import write_json
+from o365lib.ops.top_k import top_k_per_group
 from o365lib.tta import predict_tta
 
 TRACK_TRAIN = {"full": "train", "tiny": "tiny_train"}
@@ -125,13 +126,9 @@ def lazy_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None
 
 def cap_per_image(results: list, max_dets: int) -> list:
     """The ``max_dets`` best-scored results of each image (the detector's per-image cap)."""
-    by_image: dict = {}
-    for r in results:
-        by_image.setdefault(r["image_id"], []).append(r)
-    out = []
-    for items in by_image.values():
-        out.extend(sorted(items, key=lambda r: -r["score"])[:max_dets])
-    return out
+    first: dict = {}  # images in order of first appearance, each one's best first (ties: input order)
+    images = [first.setdefault(r["image_id"], len(first)) for r in results]
+    return [results[i] for i in top_k_per_group([r["score"] for r in results], images, max_dets)]
 
 
 def evaluate_results(ctx, results: list | LazyResults, *, split: str = "val", name: str, track: str = "full",

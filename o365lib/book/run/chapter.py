@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import platform
-import random
 import re
 import types
 import warnings
@@ -32,6 +31,7 @@ from o365lib.book.config.profiles import (
     project_root,
 )
 from o365lib.book.run.plotly_offline import register_offline_renderer
+from o365lib.engine.seeding import seed_everything
 
 #: Chapter names are folder names such as ``01_data_tail`` (or ``train_baseline`` for CLI runs).
 CHAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -76,17 +76,6 @@ class ChapterContext:
         """A path for the page: relative to the project root when inside it, else as it is."""
         path = Path(path)
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices) so a chapter's numbers repeat run to run."""
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
 
 
 def pick_device(requested: str) -> str:

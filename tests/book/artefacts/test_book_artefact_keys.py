@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ import yaml
 
 import o365lib.book
 from o365lib.book.artefacts import datasets, keys, models, predictions
+from o365lib.modeling.presets import PRESET_CONFIGS
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +68,8 @@ def test_an_edited_annotation_file_is_a_new_model(coco_project):
 
 def test_a_changed_detector_preset_is_a_new_model(coco_project, monkeypatch):
     """Preset values (anchors, FPN levels, RoI mapping) are code, not settings: they are keyed too."""
-    from o365lib.modeling.build import PRESETS
-
     before = models.plan_model(_ctx(), "baseline", seed=0)[0].key
-    monkeypatch.setitem(PRESETS["tiny"], "box_positive_fraction", 0.5)
+    monkeypatch.setitem(PRESET_CONFIGS, "tiny", replace(PRESET_CONFIGS["tiny"], box_positive_fraction=0.5))
     assert models.plan_model(_ctx(), "baseline", seed=0)[0].key != before
 
 
