@@ -23,6 +23,7 @@ from o365lib.book.artefacts.plan import plan_artefacts, plan_text
 from o365lib.book.config.profiles import chapter_parameters, load_profile, profile_path, project_root
 from o365lib.book.run import notebooks, records, runner
 from o365lib.book.run.chapter import setup_chapter
+from o365lib.book.studies.accuracy_tricks import TINY_STARTS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,8 +48,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="what to train or find: list prints the choices")
     train.add_argument("--classes", help="class-rank range for --what expert, e.g. 301-365")
     train.add_argument("--sampler", help="sampler for --what resampled, e.g. head_downsample")
-    train.add_argument("--init", choices=("backbone", "full"), help="initialisation for --what tiny")
+    train.add_argument("--init", choices=TINY_STARTS, help="start of --what tiny: coco (the COCO detector or its "
+                       "stand-in), full (the full-track baseline) or backbone")
     train.add_argument("--row", help="chapter 7's row for --what beyond, e.g. Seesaw, or all")
+    train.add_argument("--epochs", type=float, help="fine-tuning budget of --what beyond in epochs (chapter 7's "
+                       "budget curve; default: the shared budget, resampling.epochs)")
     train.add_argument("--seed", type=int, help="one random seed (default: every seed of the profile)")
     plan = sub.add_parser("plan", help="list the artefacts chapters need, which exist, and their last cost")
     plan.add_argument("--profile", default="default")
@@ -68,8 +72,11 @@ def _train(args) -> int:
         return 0
     if args.what not in routes.TRAIN_COMMANDS:
         raise SystemExit(f"unknown --what {args.what!r}; known: {sorted(routes.TRAIN_COMMANDS)} (or list)")
+    if args.epochs is not None and args.what != "beyond":
+        raise SystemExit("--epochs is the budget of --what beyond (chapter 7's budget curve) only")
     ctx = setup_chapter(f"train_{args.what}", profile=args.profile)
-    options = {"seed": args.seed, "classes": args.classes, "sampler": args.sampler, "init": args.init, "row": args.row}
+    options = {"seed": args.seed, "classes": args.classes, "sampler": args.sampler, "init": args.init, "row": args.row,
+               "epochs": args.epochs}
     for run in routes.TRAIN_COMMANDS[args.what][1](ctx, **options):
         print(f"[o365book] {args.what}: {getattr(run, 'checkpoint', run)}")
     return 0

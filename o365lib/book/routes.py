@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from o365lib.book.artefacts import backbones, models
-from o365lib.book.studies import accuracy_tricks, beyond, remedies
+from o365lib.book.artefacts import backbones, coco_standin, models
+from o365lib.book.studies import accuracy_tricks, beyond, loss_budget, remedies
 
 
 def _seeds(ctx, seed: int | None) -> list[int]:
@@ -34,16 +34,18 @@ def _resampled(ctx, *, sampler, seed=None):
                                       base=models.ensure_baseline(ctx, s)) for s in _seeds(ctx, seed)]
 
 
-def _beyond_rows(ctx, *, row, seed=None):
+def _beyond_rows(ctx, *, row, seed=None, epochs=None):
     rows = list(beyond.trained_rows(ctx)) if _need(row, "beyond", "row") == "all" else [row]
     unknown = sorted(set(rows) - set(beyond.trained_rows(ctx)))
     if unknown:
         raise SystemExit(f"--row {unknown[0]!r} is not a chapter 7 row of this profile; known: "
                          f"{sorted(beyond.trained_rows(ctx))} (or all)")
-    return [beyond.ensure_row(ctx, r, seed=s, base=models.ensure_baseline(ctx, s)) for s in _seeds(ctx, seed) for r in rows]
+    return [beyond.ensure_row(ctx, r, seed=s, base=models.ensure_baseline(ctx, s), epochs=epochs)
+            for s in _seeds(ctx, seed) for r in rows]
 
 
-#: ``--what`` name -> (description, function(ctx, **options) -> the runs); options: seed, classes, sampler, init, row.
+#: ``--what`` name -> (description, function(ctx, **options) -> the runs); options: seed, classes, sampler, init, row,
+#: epochs.
 TRAIN_COMMANDS: dict[str, tuple[str, Callable]] = {
     "backbone": ("the baseline's pretrained backbone (generated classes disjoint from the detection classes)",
                  lambda ctx, **o: [backbones.baseline_backbone(ctx)]),
@@ -57,11 +59,13 @@ TRAIN_COMMANDS: dict[str, tuple[str, Callable]] = {
                    lambda ctx, seed=None, **o: [accuracy_tricks.ensure_pretrained(ctx, s) for s in _seeds(ctx, seed)]),
     "multiscale": ("the pretrained recipe with multi-scale training",
                    lambda ctx, seed=None, **o: [accuracy_tricks.ensure_multiscale(ctx, s) for s in _seeds(ctx, seed)]),
-    "tiny": ("a tiny-track model, --init backbone or full",
+    "coco-standin": ("the stand-in COCO detector (synthetic profiles: generated classes disjoint from the 365)",
+                     lambda ctx, **o: [coco_standin.ensure_standin(ctx)]),
+    "tiny": ("a tiny-track model, --init coco, full or backbone",
              lambda ctx, seed=None, init=None, **o: [accuracy_tricks.ensure_tiny(ctx, seed=s, init=init or "full")
                                                      for s in _seeds(ctx, seed)]),
-    "beyond": ("a chapter 7 model: --row NAME (e.g. Seesaw, 'EQLv2 (converted)') or --row all",
-               lambda ctx, seed=None, row=None, **o: _beyond_rows(ctx, row=row, seed=seed)),
+    "beyond": ("a chapter 7 model: --row NAME (e.g. Seesaw, 'EQLv2 (converted)') or all; --epochs: a curve budget",
+               lambda ctx, seed=None, row=None, epochs=None, **o: _beyond_rows(ctx, row=row, seed=seed, epochs=epochs)),
 }
 
 
@@ -76,12 +80,18 @@ def _chapter_05(ctx):
 
 
 def _chapter_06(ctx):
-    return [accuracy_tricks.ensure_tiny(ctx, seed=s, init=init, multiscale=ms) for s in ctx.seeds
-            for init, ms in (("backbone", False), ("full", False), ("full", True))]
+    first = accuracy_tricks.tiny_baseline_start(ctx)
+    starts = [first, *(["backbone"] if ctx.params.get("backbone_only") and first != "backbone" else [])]
+    arms = [*((start, False) for start in starts), ("full", False), ("full", True)]
+    return [accuracy_tricks.ensure_tiny(ctx, seed=s, init=init, multiscale=ms) for s in ctx.seeds for init, ms in arms]
 
 
 def _chapter_07(ctx):
-    return [*_beyond_rows(ctx, row="all"), *(run for spec in remedies.TALK_RANGES for run in _experts(ctx, classes=spec))]
+    curve = [beyond.ensure_row(ctx, row, seed=s, base=models.ensure_baseline(ctx, s), epochs=e)
+             for s in ctx.seeds for row in loss_budget.curve_rows(ctx)
+             for e in loss_budget.curve_budgets(ctx, ctx.params.get("curve_epochs") or [])]
+    return [*_beyond_rows(ctx, row="all"), *(run for spec in remedies.TALK_RANGES for run in _experts(ctx, classes=spec)),
+            *curve, *([loss_budget.eqlv2_probe(ctx, seed=ctx.seeds[0])] if loss_budget.probe_applies(ctx) else [])]
 
 
 #: Chapter -> function(ctx) calling the steps that train (or find) every model the chapter reads.

@@ -101,7 +101,7 @@ def train_config(ctx, *, seed: int, epochs: float | None = None, iterations: int
 
 
 def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Path | None = None,
-               init: ModelRun | Path | None = None, init_prefixes: tuple = (), sampler: dict | None = None,
+               image_root: Path | None = None, init: ModelRun | Path | None = None, init_prefixes: tuple = (), sampler: dict | None = None,
                backbone_weights: Path | None = None, detector_overrides: dict | None = None,
                budget: dict | None = None, classifier_start: str | None = None):
     """The ModelRun a specification names (nothing is trained), its spec, training data and TrainConfig.
@@ -110,8 +110,8 @@ def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Pa
     the spec: settings, seed, the *content* of the training set and of the initial weights.
     """
     source = Path(train_set) if train_set is not None else datasets.split_file(ctx, split)
-    coco = datasets.load_coco_file(source, image_root=datasets.ensure_dataset(ctx).image_roots[split],
-                                   data=ctx.cfg.data)
+    image_root = Path(image_root) if image_root is not None else datasets.ensure_dataset(ctx).image_roots[split]
+    coco = datasets.load_coco_file(source, image_root=image_root, data=ctx.cfg.data)
     if isinstance(init, ModelRun) and backbone_weights is None:  # a fine-tune keeps its start's architecture
         kwargs = {**init.detector_kwargs, **(detector_overrides or {})}
         backbone_weights = kwargs.get("backbone_weights")
@@ -148,7 +148,8 @@ def ensure_model(ctx, name: str, *, seed: int, init: ModelRun | Path | None = No
                  sampler: dict | None = None, classifier_start: str | None = None, **plan) -> ModelRun:
     """Train a model unless the same specification was trained before; return its ModelRun.
 
-    ``train_set`` is a COCO JSON (e.g. an expert subset) used instead of ``split``; ``init`` a ModelRun
+    ``train_set`` is a COCO JSON (e.g. an expert subset) used instead of ``split``, its images under
+    ``image_root`` (default: the split's image folder); ``init`` a ModelRun
     or weights file to start from (matching tensors are copied, classifier rows mapped by category id;
     ``init_prefixes`` limits the copy, e.g. to the backbone); ``sampler`` a dict ``{"name": ..., **options}``
     for ``o365lib.longtail.build_sampler``; ``budget`` replaces the train section's epochs / iterations /
@@ -174,8 +175,8 @@ def _train_model(ctx, run: ModelRun, *, spec: dict, coco, config, init, init_pre
         write_json(run.dir / "spec.json", spec)
     model = build_model(run, load=False)
     if init is not None:
-        report = _initialise(model, run, init=init, coco=coco, init_prefixes=init_prefixes,
-                             classifier_start=classifier_start)
+        report = initialise(model, run, init=init, coco=coco, init_prefixes=init_prefixes,
+                            classifier_start=classifier_start)
         if resolver.is_main_process():
             write_json(run.dir / "init.json", report)
     dataset = DetectionDataset(coco, cache_images=True)
@@ -190,8 +191,8 @@ def _train_model(ctx, run: ModelRun, *, spec: dict, coco, config, init, init_pre
                                            "iterations": result.iterations})
 
 
-def _initialise(model, run: ModelRun, *, init, coco, init_prefixes: tuple, classifier_start: str | None) -> dict:
-    """Copy the start's weights into ``model``; the transfer report."""
+def initialise(model, run: ModelRun, *, init, coco, init_prefixes: tuple = (), classifier_start: str | None = None) -> dict:
+    """Copy the start ``init`` (a ModelRun or a detector file) into ``model`` of ``run``; the transfer report."""
     if not isinstance(init, ModelRun):  # a detector file (mmdet, ours or torchvision): rows of same-named classes
         categories = sorted(coco.dataset["categories"], key=lambda c: c["id"])
         return init_detector_weights(model, Path(init), target_categories=categories)

@@ -61,6 +61,27 @@ class PretrainSection:
 
 
 @dataclass(frozen=True)
+class CocoStandinSection:
+    """The synthetic profiles' stand-in for a COCO-pretrained detector (``o365lib.book.artefacts.coco_standin``):
+    the profile's detector trained for ``epochs`` at ``lr`` on a generated set of ``classes`` classes disjoint
+    from the detection classes, ``most`` to ``fewest`` training instances per class."""
+
+    classes: int = at_least(1, default=80)
+    most: int = at_least(1, default=500)
+    fewest: int = at_least(1, default=50)
+    epochs: float = positive(default=4.0)
+    lr: float = positive(default=0.04)
+
+    def validate(self, source: str) -> None:
+        from o365lib.data.synthetic_coco import CocoStandinSpec  # owns the limits of the generated set
+
+        try:
+            CocoStandinSpec(num_classes=self.classes, most=self.most, fewest=self.fewest)
+        except ValueError as error:
+            raise ConfigError(source, "model.coco_standin", str(error)) from None
+
+
+@dataclass(frozen=True)
 class ModelSection:
     """``build_detector`` arguments. ``options`` passes further keyword arguments of ``build_detector``."""
 
@@ -72,6 +93,8 @@ class ModelSection:
     pretrain: PretrainSection | None = None
     backbone_weights: str | None = None
     weights: str | None = None
+    #: the tiny track's COCO start when ``weights`` is null (synthetic data only; null: the backbone alone)
+    coco_standin: CocoStandinSection | None = None
     options: dict = field(default_factory=dict)
 
     def validate(self, source: str) -> None:
@@ -220,3 +243,6 @@ class Profile:
     def validate(self, source: str) -> None:
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(source, "seeds", f"must be distinct, got {self.seeds}")
+        if self.model.coco_standin is not None and self.data.source != "synthetic":
+            raise ConfigError(source, "model.coco_standin", "a generated stand-in needs data.source 'synthetic'; "
+                                                            "with real data give a COCO detector in model.weights")

@@ -2,8 +2,8 @@
 
 Chapter 5 follows the talk's ablation order, each row adding one trick to the previous one: a
 better pretrained backbone, multi-scale training, multi-scale + flip testing with soft-NMS, and an
-ensemble. Chapter 6 trains the 65-class tiny track from the backbone alone and from the full-track
-model, then adds the same tricks. Every function trains or loads what it needs, one seed at a time;
+ensemble. Chapter 6 trains the 65-class tiny track from a COCO-pretrained detector (the stand-in on the
+synthetic profiles) and from the full-track model, then adds the same tricks. Every function trains or loads what it needs, one seed at a time;
 the ``*_study`` functions run every seed of the profile (paired by seed).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from o365lib.book.artefacts import backbones, datasets, models, predictions
+from o365lib.book.artefacts import backbones, coco_standin, datasets, models, predictions
 from o365lib.book.present.comparisons import paired_effect
 from o365lib.book.present.seed_stats import seed_stat, values
 from o365lib.book.present.talk import TALK, TALK_EFFECTS
@@ -106,33 +106,57 @@ def ablation_study(ctx) -> dict:
 
 
 # ------------------------------------------------------------------------------- tiny track
-def ensure_tiny(ctx, *, seed: int, init: str, multiscale: bool = False) -> models.ModelRun:
-    """A 65-class tiny-track model from the profile's backbone initialisation or from the full track.
+#: How a tiny-track model starts: the COCO detector (``coco_standin.coco_start``: the talk's baseline), the
+#: full-track baseline of the same seed (the talk's +4.2 mAP), or the pretrained backbone alone.
+TINY_STARTS = ("coco", "full", "backbone")
 
-    ``init="backbone"``: the profile's pretrained backbone with fresh heads (the talk's tiny-track
-    baseline started from COCO weights). ``init="full"``: every tensor of the full-track
-    baseline of the same random seed is copied and the 65 classes' classifier rows are taken from it by category id.
+
+def ensure_tiny(ctx, *, seed: int, init: str, multiscale: bool = False) -> models.ModelRun:
+    """A 65-class tiny-track model, trained with the tiny schedule from the start ``init`` (:data:`TINY_STARTS`).
+
+    ``"coco"``: every tensor of the COCO-pretrained detector (the stand-in on the synthetic profiles) but
+    the classifier rows, whose classes are not the tiny track's (the talk's tiny-track baseline).
+    ``"full"``: every tensor of the full-track baseline of the same random seed, the 65 classes' classifier
+    rows taken from it by category id. ``"backbone"``: the profile's pretrained backbone with fresh heads.
     """
-    if init not in ("backbone", "full"):
-        raise ValueError(f"init must be 'backbone' or 'full', got {init!r}")
+    if init not in TINY_STARTS:
+        raise ValueError(f"init must be one of {TINY_STARTS}, got {init!r}")
     tiny = ctx.cfg.tiny
     budget = {"epochs": tiny.epochs, "lr": tiny.lr}
     if multiscale:
         budget["scales"] = list(ctx.cfg.tricks.ms_scales)
-    base = models.ensure_baseline(ctx, seed) if init == "full" else None
+    start = {"full": lambda: models.ensure_baseline(ctx, seed), "coco": lambda: _coco_start(ctx),
+             "backbone": lambda: None}[init]()
     name = f"tiny-{init}" + ("-ms" if multiscale else "")
-    return models.ensure_model(ctx, name, seed=seed, split="tiny_train", init=base, budget=budget,
+    return models.ensure_model(ctx, name, seed=seed, split="tiny_train", init=start, budget=budget,
                                backbone_weights=backbones.baseline_backbone(ctx))
 
 
-def tiny_study(ctx) -> dict:
-    """Per seed, tiny-val metrics: backbone only, from the full track, and with the tricks."""
-    rows = {k: [] for k in ("backbone", "full", "tricks")}
+def _coco_start(ctx) -> Path:
+    start = coco_standin.coco_start(ctx)
+    if start is None:
+        raise ValueError(f"profile {ctx.profile!r} has no COCO detector start: set model.weights (a COCO "
+                         "detector file) or model.coco_standin (synthetic data)")
+    return start
+
+
+def tiny_baseline_start(ctx) -> str:
+    """The start of the profile's tiny-track baseline: ``"coco"`` where the profile has a COCO detector (or its
+    stand-in), else ``"backbone"``."""
+    has_coco = ctx.cfg.model.weights or ctx.cfg.model.coco_standin is not None
+    return "coco" if has_coco else "backbone"
+
+
+def tiny_study(ctx, *, backbone_only: bool = False) -> dict:
+    """Per seed, tiny-val metrics of the baseline (the COCO start), the full-track start and the tricks;
+    ``backbone_only`` adds the start from the pretrained backbone alone (when the baseline is not that)."""
+    first = tiny_baseline_start(ctx)
+    starts = [first, *(["backbone"] if backbone_only and first != "backbone" else []), "full"]
+    rows = {k: [] for k in [*starts, "tricks"]}
     for seed in ctx.seeds:
-        rows["backbone"].append(predictions.model_metrics(ctx, ensure_tiny(ctx, seed=seed, init="backbone"),
+        for start in starts:
+            rows[start].append(predictions.model_metrics(ctx, ensure_tiny(ctx, seed=seed, init=start),
                                                          split="tiny_val", track="tiny"))
-        rows["full"].append(predictions.model_metrics(ctx, ensure_tiny(ctx, seed=seed, init="full"),
-                                                     split="tiny_val", track="tiny"))
         rows["tricks"].append(tiny_track_system(ctx, seed, "tiny_val"))
     return rows
 
@@ -170,12 +194,57 @@ def ablation_summary(rows: dict, effects: list) -> dict:
     return out
 
 
+def tiny_rows(rows: dict) -> list[tuple]:
+    """The tiny track's arms (mean ± std over seeds) for ``comparison_table``; the talk quotes only the final system."""
+    out = [(TINY_LABELS[start], values(per_seed), None) for start, per_seed in rows.items() if start != "tricks"]
+    return [*out, ("full-track start + tricks", values(rows["tricks"]), TALK["final_tiny_val"])]
+
+
+def tiny_start_record(ctx) -> dict:
+    """What the tiny-track baseline started from: a COCO detector file, the stand-in (with its own val AP), or
+    the backbone."""
+    start = tiny_baseline_start(ctx)
+    if start != "coco":
+        return {"start": start}
+    if ctx.cfg.model.weights:
+        return {"start": "model.weights", "file": str(ctx.cfg.model.weights)}
+    run = coco_standin.ensure_standin(ctx)
+    metrics = coco_standin.standin_metrics(ctx)
+    return {"start": "stand-in", "model": run.key, "classes": run.num_classes, "val mAP": metrics["mAP"],
+            "val AP50": metrics["AP50"]}
+
+
+def tiny_start_sentence(record: dict) -> str:
+    """One sentence for the page: what the baseline's start is (numbers from the run's record)."""
+    if record["start"] == "stand-in":
+        found = record.get("val mAP")
+        quality = ("no detection on its held-out images: the start is not a working detector" if found is None else
+                   f"**{found:.1f} mAP** (AP50 {record['val AP50']:.1f}) on its own held-out images")
+        return (f"The COCO detector start here is the stand-in `{record['model']}`: the same detector trained on "
+                f"generated images of {record['classes']} classes disjoint from the 365, {quality} (the talk's COCO "
+                f"model: {TALK['coco_map']} mAP on COCO).")
+    if record["start"] == "model.weights":
+        return f"The COCO detector start is the profile's `model.weights`: `{record['file']}`."
+    return ("This profile has no COCO detector (set `model.weights` or `model.coco_standin`): the baseline "
+            "starts from the pretrained backbone alone.")
+
+
+#: The row label of each tiny-track start.
+TINY_LABELS = {"coco": "COCO detector start", "backbone": "backbone only", "full": "full-track start"}
+
+
 def tiny_effects(rows: dict) -> list:
-    """Tiny track: full-track initialisation against the backbone alone, then the other tricks."""
-    return [("from the full-track model vs backbone only", paired_effect(
-                values(rows["backbone"]), values(rows["full"]), talk_effect=TALK_EFFECTS["tiny_full_pretrain"])),
-            ("+ multi-scale train, TTA soft-NMS, ensemble", paired_effect(
+    """Tiny track: the full-track start against the baseline's (COCO) start, then the other tricks; with a
+    backbone-only row, also the COCO start against it (what a detector start adds over a backbone)."""
+    base = "coco" if "coco" in rows else "backbone"
+    out = [(f"from the full-track model vs {TINY_LABELS[base]}", paired_effect(
+                values(rows[base]), values(rows["full"]), talk_effect=TALK_EFFECTS["tiny_full_pretrain"])),
+           ("+ multi-scale train, TTA soft-NMS, ensemble", paired_effect(
                 values(rows["full"]), values(rows["tricks"]), talk_effect=TALK_EFFECTS["tiny_other_tricks"]))]
+    if base == "coco" and "backbone" in rows:
+        out.append(("COCO detector start vs backbone only", paired_effect(
+            values(rows["backbone"]), values(rows["coco"]), talk_effect=None)))
+    return out
 
 
 def final_rows(ctx) -> list[tuple]:

@@ -31,6 +31,7 @@ def coco_project(tmp_project, smoke_data):
     for split in ("train", "val"):
         shutil.copy(getattr(smoke_data, split), files / f"{split}.json")
     raw = yaml.safe_load((tmp_project / "parameters" / "profiles" / "smoke.yaml").read_text())
+    raw["model"]["coco_standin"] = None  # generated data only: real data names a COCO detector file instead
     raw["data"] = {"source": "coco", "root": str(files), "train": str(files / "train.json"),
                    "val": str(files / "val.json"), "train_images": str(smoke_data.images),
                    "val_images": str(smoke_data.images), "check_images": "off"}
