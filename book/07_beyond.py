@@ -50,15 +50,18 @@
 
 # %% tags=["parameters"]
 profile = "default"
+curve_epochs = []
 
 # %% tags=["hide-input"]
+import IPython.display as ipd
+
 import o365lib.book
 from o365lib import viz
 from o365lib.book.present import comparisons, report
 from o365lib.book.run import records
-from o365lib.book.studies import beyond
+from o365lib.book.studies import beyond, loss_budget
 
-ctx = o365lib.book.setup_chapter("07_beyond", profile=profile, namespace=globals())
+ctx = o365lib.book.setup_chapter("07_beyond", profile=profile, namespace=globals(), curve_epochs=curve_epochs)
 
 # %% [markdown]
 # ## Same start, same budget, paired seeds
@@ -117,8 +120,60 @@ report.markdown(beyond.sentence(study, merged, effects, best=best, talk=talk))
 start_effects = beyond.start_effects(study)
 comparisons.effects_table(start_effects) if start_effects else report.markdown("No loss ran with both starts.")
 
+# %% [markdown]
+# ## Giving the new losses room
+#
+# The papers train Seesaw, EQLv2 and the federated loss from the start, for 12 epochs (EQLv2) or 90k
+# iterations with RFS (CenterNet2). Here they get chapter 4's fine-tuning budget with a fresh
+# classifier. Two questions follow: what goes wrong for a fresh sigmoid classifier in a short budget,
+# and do these losses catch up with softmax CE when given more iterations?
+#
+# **What EQLv2 does in its first iterations.** EQLv2 weights a class's negative gradients by
+# sigmoid(gamma (g - mu)), where g is the class's accumulated positive-to-negative gradient ratio. A
+# class that has not had a positive box yet has g = 0, so its negatives weigh sigmoid(-9.6), about
+# 7e-5: its fresh logit is hardly pushed down. The probe below reruns the EQLv2 fine-tune of the first
+# random seed (same start weights, budget and sampler as its row; its fresh classifier drawn from the
+# seed), stops after a few iterations each time, and
+# measures the mean negative weight of the classes with and without a positive so far and the share of
+# each image's detections (at most `eval.max_dets`) that those unseen classes take, on the first 100
+# validation images. "share of classes unseen" is what they would take if detections were spread evenly
+# over the classes.
+
+# %% tags=["hide-input"]
+probe = loss_budget.eqlv2_probe(ctx, seed=ctx.seeds[0]) if loss_budget.probe_applies(ctx) else []
+if probe:
+    ipd.display(loss_budget.probe_table(probe))
+    ipd.display(viz.plot_probe(probe, columns=["top-K share, unseen", "classes unseen"],
+                               title="EQLv2, fresh classifier: classes without a positive yet (first seed)"))
+    ipd.display(report.markdown(loss_budget.probe_sentence(probe)))
+else:
+    ipd.display(report.markdown("This profile has no EQLv2 row with a fresh classifier: no probe."))
+
+# %% [markdown]
+# **Budget curve.** Softmax CE and the three fresh-classifier rows fine-tuned with more iterations:
+# chapter 4's budget and the larger ones in the chapter parameter `curve_epochs` (epochs of uniform
+# sampling, in iterations, at the same learning rate and the same relative step drops; the baseline's
+# own schedule is `train.epochs`), paired by seed. It trains four models per seed and budget, so it is
+# off by default (`curve_epochs = []`): run it with
+# `papermill book/07_beyond.ipynb out.ipynb -y "curve_epochs: [0.6, 2.0]"` (or
+# `python -m o365lib.book run --chapters 07` after setting the default in a copy of this page).
+
+# %% tags=["hide-input"]
+if curve_epochs:
+    curve = loss_budget.budget_study(ctx, curve_epochs)
+    crossing = loss_budget.crossings(curve)
+    ipd.display(loss_budget.curve_table(curve, iterations=loss_budget.curve_iterations(ctx, curve)))
+    ipd.display(viz.plot_budget_curve({row: {e: [m["mAP"] for m in per_seed] for e, per_seed in points.items()}
+                                   for row, points in curve.items()}, control=beyond.CONTROL,
+                                  title="mAP against fine-tuning budget (mean ± std over seeds; seeds as points)"))
+    ipd.display(loss_budget.crossings_table(crossing))
+else:
+    crossing = []
+    report.markdown("The budget curve is off in this run (`curve_epochs = []`).")
+
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(
     ctx, summary=beyond.summary(study, merged, effects, best=best),
     details={"best": best, "effects": comparisons.effects_records(effects), "rows": rows,
-             "start_effects": comparisons.effects_records(start_effects)})
+             "start_effects": comparisons.effects_records(start_effects), "eqlv2_probe": probe,
+             "budget_curve": loss_budget.crossing_records(crossing)})

@@ -72,7 +72,7 @@ def test_chapter_rows_follow_losses_and_starts():
     from types import SimpleNamespace
 
     from o365lib.book.studies import beyond
-    from o365lib.modeling.losses import CLASS_LOSSES
+    from o365lib.modeling.losses import CLASS_LOSSES, CONVERTIBLE_LOSSES
 
     weight, bias = torch.randn(K + 1, 3), torch.randn(K + 1)
     for name in CLASS_LOSSES:
@@ -80,7 +80,7 @@ def test_chapter_rows_follow_losses_and_starts():
             continue
         extra = {"image_counts": [2.0] * K} if name == "federated" else {}
         converts = build_class_loss(name, num_classes=K, **extra).classifier_from_softmax(weight, bias) is not None
-        assert converts == (name in beyond.CONVERTIBLE_LOSSES), name
+        assert converts == (name in CONVERTIBLE_LOSSES), name  # the flag says what the method does
 
     def rows(losses, starts):
         ctx = SimpleNamespace(cfg=SimpleNamespace(remedies=SimpleNamespace(losses=losses, classifier_starts=starts)))

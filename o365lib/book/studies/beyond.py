@@ -31,6 +31,7 @@ from o365lib.book.artefacts import datasets, models, predictions
 from o365lib.book.present.comparisons import interval_text, mean_std, paired_effect
 from o365lib.book.present.seed_stats import TAIL, seed_stat, values
 from o365lib.book.studies import remedies
+from o365lib.modeling.losses import CONVERTIBLE_LOSSES
 
 CONTROL = "softmax CE"
 #: row -> (sampler, classification loss or None)
@@ -42,8 +43,6 @@ TRAINED_ROWS = {
     "EQLv2": ("uniform", "eqlv2"),
     "Federated": ("uniform", "federated"),
 }
-#: losses whose classifier can start from the baseline's softmax classifier (``ClassLoss.classifier_from_softmax``)
-CONVERTIBLE_LOSSES = ("eqlv2", "federated")
 CONVERTED = " (converted)"
 
 
@@ -81,11 +80,11 @@ def loss_spec(ctx, name: str | None) -> dict | None:
     return {"class_loss": name}
 
 
-def ensure_row(ctx, row: str, *, seed: int, base: models.ModelRun) -> models.ModelRun:
-    """The fine-tuned model of a trained row (same start, budget and seed as chapter 4)."""
+def ensure_row(ctx, row: str, *, seed: int, base: models.ModelRun, epochs: float | None = None) -> models.ModelRun:
+    """The fine-tuned model of a trained row (same start, budget and seed as chapter 4; ``epochs`` another budget)."""
     sampler, loss, start = trained_rows(ctx)[row]
     return remedies.ensure_resampled(ctx, sampler, seed=seed, base=base, loss=loss_spec(ctx, loss),
-                                     classifier_start=start)
+                                     classifier_start=start, epochs=epochs)
 
 
 def norcal(ctx) -> dict:

@@ -168,23 +168,30 @@ def sampler_summary_table(ctx, distributions: dict) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").round(1)
 
 
-def resampling_budget(ctx) -> dict:
-    """The common budget: the profile's resampling epochs of uniform sampling, in iterations."""
+def resampling_budget(ctx, *, epochs: float | None = None) -> dict:
+    """The common budget: the profile's resampling epochs (or ``epochs``) of uniform sampling, in iterations."""
     cfg = ctx.cfg.resampling
     images = len(datasets.load_split(ctx, "train").images)
     batch = ctx.cfg.train.batch_size * ctx.cfg.train.processes  # the global batch of a step
-    return {"iterations": max(1, round(cfg.epochs * images / batch)), "lr": cfg.lr}
+    epochs = cfg.epochs if epochs is None else float(epochs)
+    return {"iterations": max(1, round(epochs * images / batch)), "lr": cfg.lr}
+
+
+def resampled_spec(ctx, name: str, *, base: models.ModelRun, loss: dict | None = None,
+                   classifier_start: str | None = None, epochs: float | None = None) -> dict:
+    """The ``models.ensure_model`` arguments (all but the seed) of a fine-tune with sampler ``name``."""
+    return {"name": f"resample-{name}" + (f"-{loss['class_loss']}" if loss else ""), "init": base,
+            "sampler": {"name": name, **sampler_options(ctx, name)}, "budget": resampling_budget(ctx, epochs=epochs),
+            "detector_overrides": loss, "classifier_start": classifier_start if loss else None}
 
 
 def ensure_resampled(ctx, name: str, *, seed: int, base: models.ModelRun, loss: dict | None = None,
-                     classifier_start: str | None = None) -> models.ModelRun:
-    """A general model fine-tuned with one sampler, common budget; ``loss``: ``build_detector`` arguments of a
-    classification loss (``o365lib.book.studies.beyond.loss_spec``), default softmax cross-entropy, whose classifier
-    starts as ``classifier_start`` says (``models.ensure_model``)."""
-    label = f"resample-{name}" + (f"-{loss['class_loss']}" if loss else "")
-    return models.ensure_model(ctx, label, seed=seed, init=base, sampler={"name": name, **sampler_options(ctx, name)},
-                               budget=resampling_budget(ctx), detector_overrides=loss,
-                               classifier_start=classifier_start if loss else None)
+                     classifier_start: str | None = None, epochs: float | None = None) -> models.ModelRun:
+    """A general model fine-tuned with one sampler, common budget (or ``epochs`` of it); ``loss``:
+    ``build_detector`` arguments of a classification loss (``o365lib.book.studies.beyond.loss_spec``), default
+    softmax cross-entropy, whose classifier starts as ``classifier_start`` says (``models.ensure_model``)."""
+    spec = resampled_spec(ctx, name, base=base, loss=loss, classifier_start=classifier_start, epochs=epochs)
+    return models.ensure_model(ctx, spec.pop("name"), seed=seed, **spec)
 
 
 def resampling_study(ctx, names) -> dict:

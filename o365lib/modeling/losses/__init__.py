@@ -19,12 +19,17 @@ from o365lib.modeling.losses.sigmoid import EQLv2ClassLoss, FederatedClassLoss, 
 from o365lib.modeling.losses.softmax import NormedLinear, SeesawClassLoss, seesaw_columns_from_mmdet
 
 __all__ = [
-    "CLASS_LOSSES", "NORMALIZERS", "ClassLoss", "EQLv2ClassLoss", "FederatedClassLoss", "NormedLinear",
+    "CLASS_LOSSES", "CONVERTIBLE_LOSSES", "LOSS_TYPES", "NORMALIZERS", "ClassLoss", "EQLv2ClassLoss", "FederatedClassLoss", "NormedLinear",
     "SeesawClassLoss", "as_counts", "build_class_loss", "counts_in_label_order", "log_odds_against_background",
     "seesaw_columns_from_mmdet",
 ]
 
-CLASS_LOSSES = ("softmax", "seesaw", "eqlv2", "federated")
+#: name -> class of every classification loss
+LOSS_TYPES: dict[str, type[ClassLoss]] = {"softmax": ClassLoss, "seesaw": SeesawClassLoss, "eqlv2": EQLv2ClassLoss,
+                                          "federated": FederatedClassLoss}
+CLASS_LOSSES = tuple(LOSS_TYPES)
+#: the losses whose classifier can start from a trained softmax classifier (log-odds against background)
+CONVERTIBLE_LOSSES = tuple(name for name, kind in LOSS_TYPES.items() if kind.converts_softmax)
 
 
 def build_class_loss(

@@ -38,6 +38,9 @@ class ClassLoss(nn.Module):
     """
 
     name = "softmax"
+    #: whether this loss's classifier has another form that can start from a trained softmax classifier
+    #: (``classifier_from_softmax`` returns a conversion, not ``None`` nor the same tensors)
+    converts_softmax = False
 
     def __init__(self, *, num_classes: int) -> None:
         super().__init__()

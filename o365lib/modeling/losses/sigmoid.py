@@ -80,6 +80,7 @@ class EQLv2ClassLoss(ClassLoss):
     """Equalization loss v2 over ``K + 1`` sigmoid logits (formulas in the module docstring)."""
 
     name = "eqlv2"
+    converts_softmax = True
 
     def __init__(
         self,
@@ -194,6 +195,7 @@ class FederatedClassLoss(ClassLoss):
     """Federated sigmoid loss over a per-call class subset (formulas in the module docstring)."""
 
     name = "federated"
+    converts_softmax = True
 
     def __init__(
         self,
