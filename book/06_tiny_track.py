@@ -81,7 +81,7 @@ comparisons.comparison_table(final)
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(
     ctx, summary={"tiny track mAP": seed_stats.seed_stat(seed_stats.values(rows["tricks"])),
-                  **{f"tiny track mAP, {accuracy_tricks.TINY_LABELS[start]}":
+                  **{f"tiny track mAP, {accuracy_tricks.TINY_LABELS[arm]}":
                      seed_stats.seed_stat(seed_stats.values(rows[arm])) for arm in accuracy_tricks.TINY_LABELS
                      if arm in rows and arm != "full"},
                   "tiny track mAP, from full track": {**seed_stats.seed_stat(seed_stats.values(rows["full"])),
