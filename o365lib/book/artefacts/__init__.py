@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("keys", "resolver", "datasets", "backbones", "models", "predictions", "plan")
+MODULES = ("keys", "resolver", "datasets", "backbones", "models", "coco_standin", "predictions", "plan")
 
 
 def __getattr__(name):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("remedies", "accuracy_tricks", "beyond", "tail_tour",)
+MODULES = ("remedies", "accuracy_tricks", "beyond", "loss_budget", "tail_tour",)
 
 
 def __getattr__(name):
