@@ -35,6 +35,7 @@ def _split(folder: Path, count: int, *, size=(16, 12)) -> Path:
 def _profile(tmp_path: Path, train: Path, val: Path) -> Path:
     raw = read_yaml_mapping(ROOT / "parameters" / "profiles" / "smoke.yaml")
     raw["results_dir"] = str(tmp_path / "results")
+    raw["model"]["coco_standin"] = None  # generated data only
     raw["data"].update(source="coco", train=str(train), val=str(val), train_images=str(train.parent / "images"),
                        val_images=str(val.parent / "images"), box_policy="drop", check_images="quick")
     path = tmp_path / "mine.yaml"

@@ -33,11 +33,11 @@ def test_every_plot_function_is_exported_by_viz():
     import inspect
 
     from o365lib import viz
-    from o365lib.viz import data_plots, eval_plots, spread_plots
+    from o365lib.viz import budget_plots, data_plots, eval_plots, spread_plots
 
-    defined = {name for module in (data_plots, eval_plots, spread_plots)
+    defined = {name for module in (budget_plots, data_plots, eval_plots, spread_plots)
                for name, fn in inspect.getmembers(module, inspect.isfunction)
                if name.startswith("plot_") and fn.__module__ == module.__name__}
     assert defined == set(viz.__all__)
-    assert all(getattr(viz, name) is getattr(module, name) for module in (data_plots, eval_plots, spread_plots)
+    assert all(getattr(viz, name) is getattr(module, name) for module in (budget_plots, data_plots, eval_plots, spread_plots)
                for name in defined if hasattr(module, name) and getattr(module, name).__module__ == module.__name__)
