@@ -33,7 +33,7 @@ from o365lib.engine import predict
 from o365lib.evaluation import evaluate
 from o365lib.io import write_json
 
-#: The seed of the one stand-in detector (a fixed artefact, like the pretrained backbone).
+#: The random seed of the one stand-in detector (a fixed artefact, like the pretrained backbone).
 STANDIN_SEED = 0
 
 

@@ -165,7 +165,7 @@ def eqlv2_probe(ctx, *, seed: int, images: int = 100, at: tuple[int, ...] = PROB
 
     def make():
         (run.dir / "last.pt").unlink(missing_ok=True)  # an interrupted probe restarts: its points need every step
-        torch.manual_seed(seed)  # the fresh classifier's draw depends on the seed only
+        torch.manual_seed(seed)  # the fresh classifier's draw depends on the random seed only
         model = models.build_model(run, load=False)
         models.initialise(model, run, init=base, coco=coco, classifier_start="fresh")
         dataset = DetectionDataset(coco, cache_images=True)

@@ -179,7 +179,7 @@ def resampling_budget(ctx, *, epochs: float | None = None) -> dict:
 
 def resampled_spec(ctx, name: str, *, base: models.ModelRun, loss: dict | None = None,
                    classifier_start: str | None = None, epochs: float | None = None) -> dict:
-    """The ``models.ensure_model`` arguments (all but the seed) of a fine-tune with sampler ``name``."""
+    """The ``models.ensure_model`` arguments (all but the random seed) of a fine-tune with sampler ``name``."""
     return {"name": f"resample-{name}" + (f"-{loss['class_loss']}" if loss else ""), "init": base,
             "sampler": {"name": name, **sampler_options(ctx, name)}, "budget": resampling_budget(ctx, epochs=epochs),
             "detector_overrides": loss, "classifier_start": classifier_start if loss else None}
