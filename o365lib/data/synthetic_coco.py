@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from o365lib.data.synthetic import GENERATOR_VERSION, MANIFEST, dump_json, publish_folder, render_images
-from o365lib.data.synthetic_plan import STYLES, layout_images
+from o365lib.data.synthetic_plan import STYLES, coco_records, layout_images
 from o365lib.data.synthetic_render import COLOURS, PRETRAIN_SHAPES, TEXTURES
 
 #: The first category id of the stand-in set (the detection classes use 1..365).
@@ -92,15 +92,9 @@ def plan_coco_standin(spec: CocoStandinSpec) -> dict[str, dict]:
     for tag, (split, counts) in enumerate(standin_counts(spec).items(), start=90):
         layout = layout_images(np.random.default_rng([spec.seed, tag]), counts, by_id, image_size=spec.image_size,
                                min_objects=spec.min_objects, max_objects=spec.max_objects)
-        images, annotations = [], []
-        for objects in layout:
-            images.append({"id": next_image, "file_name": f"coco_{split}_{next_image:06d}.png",
-                           "width": spec.image_size, "height": spec.image_size})
-            for cid, (x, y, w, h) in objects:
-                annotations.append({"id": next_ann, "image_id": next_image, "category_id": cid,
-                                    "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
-                next_ann += 1
-            next_image += 1
+        images, annotations = coco_records(layout, prefix=f"coco_{split}", image_size=spec.image_size,
+                                           first_image=next_image, first_annotation=next_ann)
+        next_image, next_ann = next_image + len(images), next_ann + len(annotations)
         splits[split] = {"info": {"description": "o365lib synthetic stand-in for COCO (classes disjoint from the 365)",
                                   "split": split, "spec": asdict(spec)},
                          "images": images, "annotations": annotations, "categories": [dict(c) for c in cats]}

@@ -221,6 +221,23 @@ def layout_images(rng, counts: dict[int, int], cats: dict[int, dict], *, image_s
     return [img for img in images if img]
 
 
+def coco_records(layout: list[list], *, prefix: str, image_size: int, first_image: int = 1,
+                 first_annotation: int = 1) -> tuple[list[dict], list[dict]]:
+    """COCO ``images`` and ``annotations`` of a :func:`layout_images` layout, ids counted on from
+    ``first_image`` / ``first_annotation``; file names ``{prefix}_{image id:06d}.png``."""
+    images, annotations = [], []
+    image_id, ann_id = first_image, first_annotation
+    for objects in layout:
+        images.append({"id": image_id, "file_name": f"{prefix}_{image_id:06d}.png",
+                       "width": image_size, "height": image_size})
+        for cid, (x, y, w, h) in objects:
+            annotations.append({"id": ann_id, "image_id": image_id, "category_id": cid,
+                                "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
+            ann_id += 1
+        image_id += 1
+    return images, annotations
+
+
 def _eval_counts(train: dict[int, int], profile: SyntheticProfile) -> dict[int, int]:
     total = sum(train.values())
     return {cid: profile.eval_min_per_class + round(profile.eval_extra * n / total) for cid, n in train.items()}
@@ -257,18 +274,12 @@ def plan_dataset(profile: str | SyntheticProfile = "default", seed: int = 0) -> 
         split_cats = categories if not split.startswith("tiny") else [cats[c] for c in sorted(tiny_ids)]
         if split in ("val", "test", "tiny_val", "tiny_test"):  # list order differs from train, like Objects365 V1
             split_cats = [split_cats[i] for i in rng.permutation(len(split_cats))]
-        images, annotations = [], []
         layout = layout_images(rng, split_counts[split], cats, image_size=profile.image_size,
                                min_objects=profile.min_objects, max_objects=profile.max_objects,
                                size_scale=profile.size_scale)
-        for objects in layout:
-            images.append({"id": next_image, "file_name": f"{split}_{next_image:06d}.png",
-                           "width": profile.image_size, "height": profile.image_size})
-            for cid, (x, y, w, h) in objects:
-                annotations.append({"id": next_ann, "image_id": next_image, "category_id": cid,
-                                    "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
-                next_ann += 1
-            next_image += 1
+        images, annotations = coco_records(layout, prefix=split, image_size=profile.image_size,
+                                           first_image=next_image, first_annotation=next_ann)
+        next_image, next_ann = next_image + len(images), next_ann + len(annotations)
         splits[split] = {
             "info": {"description": "o365lib synthetic long-tailed detection data", "profile": name,
                      "seed": int(seed), "split": split},
