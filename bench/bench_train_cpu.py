@@ -224,13 +224,18 @@ def _top_ops(args, model, config, dataset) -> str:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    from o365lib.engine.precision import autocast_dtype
+
     model.train().to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     batches = [[dataset[i] for i in range(b * config.batch_size, (b + 1) * config.batch_size)]
                for b in range(args.batches)]
 
+    # the precision the engine trains in here (bf16 only where the CPU runs it natively; else float32)
+    dtype = autocast_dtype(config.amp, torch.device("cpu"))
+
     def step(batch):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             losses = model([im for im, _ in batch], [t for _, t in batch])
         optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
