@@ -11,6 +11,7 @@ Prints a summary table; ``--json`` and ``--html`` are written atomically. Exit s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -89,9 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.html:
         report.write_html(args.html)
     if not args.quiet:
-        print(report.text)
         written = [f"{kind} {path}" for kind, path in (("JSON", args.json), ("HTML", args.html)) if path]
-        print(f"\n{report.metrics['seconds']:.2f} s" + (f"; wrote {', '.join(written)}" if written else ""))
+        try:
+            print(report.text)
+            print(f"\n{report.metrics['seconds']:.2f} s" + (f"; wrote {', '.join(written)}" if written else ""))
+            sys.stdout.flush()
+        except BrokenPipeError:  # `o365-eval ... | head`: the reader stopped; the files above are written
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

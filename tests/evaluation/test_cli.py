@@ -138,3 +138,16 @@ def test_library_entry_takes_in_memory_data_and_names_figures(files):
     with pytest.raises(ValueError, match="unknown figure"):
         report.figure("nope")
     assert "baseline" in report.text and "expert" in report.text
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(files, tmp_path):
+    """``o365-eval gt dets --json out | head``: the pipe closes, the JSON is still written, exit 0."""
+    paths, *_ = files
+    out = tmp_path / "out.json"
+    cmd = (f"'{sys.executable}' -m o365lib.evaluation '{paths['gt']}' '{paths['a']}' --json '{out}' "
+           "| true")  # `true` exits without reading: every write to the pipe fails
+    run = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert "BrokenPipeError" not in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert run.returncode == 0, run.stderr
+    assert json.loads(out.read_text())["AP"] >= 0
