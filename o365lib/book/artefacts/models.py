@@ -120,7 +120,8 @@ def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Pa
     config = train_config(ctx, seed=seed, **(budget or {}))
     init_key = init.key if isinstance(init, ModelRun) else _file_key(init) if init is not None else None
     spec = {
-        "name": name, "seed": int(seed), "model": {k: str(v) if k == "backbone_weights" else v for k, v in kwargs.items()},
+        # the backbone weights by content (below), not by path: a moved checkout keeps its models
+        "name": name, "seed": int(seed), "model": {k: v for k, v in kwargs.items() if k != "backbone_weights"},
         # the preset's values (anchors, levels, RoI mapping...) are part of the model: a change retrains
         "preset": key_of(PRESETS[preset_of(kwargs["backbone"], kwargs.get("preset"))]),
         "backbone_weights": _file_key(backbone_weights) if backbone_weights else None,

@@ -67,6 +67,20 @@ def test_an_edited_annotation_file_is_a_new_model(coco_project):
     assert after.key != models.plan_model(_ctx(train__lr=0.5), "baseline", seed=0)[0].key
 
 
+def test_backbone_weights_are_keyed_by_content_not_path(coco_project, tmp_path):
+    """The same weights at another path (a moved checkout, another runner) are the same model."""
+    torch.manual_seed(0)
+    weights = {"w": torch.randn(4)}
+    first, second, other = tmp_path / "a" / "bb.pt", tmp_path / "b" / "bb.pt", tmp_path / "c" / "bb.pt"
+    for path, state in ((first, weights), (second, weights), (other, {"w": torch.randn(4)})):
+        path.parent.mkdir()
+        torch.save(state, path)
+    ctx = _ctx()
+    key = models.plan_model(ctx, "baseline", seed=0, backbone_weights=first)[0].key
+    assert models.plan_model(ctx, "baseline", seed=0, backbone_weights=second)[0].key == key
+    assert models.plan_model(ctx, "baseline", seed=0, backbone_weights=other)[0].key != key
+
+
 def test_a_changed_detector_preset_is_a_new_model(coco_project, monkeypatch):
     """Preset values (anchors, FPN levels, RoI mapping) are code, not settings: they are keyed too."""
     before = models.plan_model(_ctx(), "baseline", seed=0)[0].key
