@@ -169,7 +169,7 @@ if curve_epochs:
     ipd.display(loss_budget.crossings_table(crossing))
 else:
     crossing = []
-    report.markdown("The budget curve is off in this run (`curve_epochs = []`).")
+    ipd.display(report.markdown("The budget curve is off in this run (`curve_epochs = []`)."))
 
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(

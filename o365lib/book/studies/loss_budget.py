@@ -100,18 +100,28 @@ def curve_table(curve: dict, *, iterations: dict | None = None, digits: int = 1)
 
 
 def crossings(curve: dict) -> list[dict]:
-    """Per remedy: its paired mAP difference to softmax CE at every budget, and where it first turns positive."""
+    """Per remedy: its paired mAP difference to softmax CE at every budget, and the budget from which it stays
+    positive (and its interval above zero) at every larger budget; None where it does not."""
     control = curve[beyond.CONTROL]
     out = []
     for row, points in curve.items():
         if row == beyond.CONTROL:
             continue
         effects = {e: paired_effect(values(control[e]), values(points[e]), talk_effect=None) for e in points}
-        positive = [e for e, effect in effects.items() if effect.diff_mean > 0]
-        above = [e for e, effect in effects.items() if effect.ci_low > 0]
-        out.append({"remedy": row, "effects": effects, "first positive": positive[0] if positive else None,
-                    "first interval above zero": above[0] if above else None})
+        out.append({"remedy": row, "effects": effects,
+                    "first positive": _stays_from(effects, lambda effect: effect.diff_mean > 0),
+                    "first interval above zero": _stays_from(effects, lambda effect: effect.ci_low > 0)})
     return out
+
+
+def _stays_from(effects: dict, holds) -> float | None:
+    """The smallest budget from which ``holds`` is true at that budget and at every larger one (None if never)."""
+    found = None
+    for epochs in sorted(effects, reverse=True):
+        if not holds(effects[epochs]):
+            break
+        found = epochs
+    return found
 
 
 def crossings_table(found: list[dict], *, digits: int = 2) -> pd.DataFrame:
@@ -213,27 +223,41 @@ def _probe_state(ctx, model, run: models.ModelRun, subset) -> dict:
             "detections per image": float(np.mean([c for _, c in per_image.values()])) if per_image else 0.0}
 
 
+#: how many times its share of the classes the unseen classes must take of the detections to count as flooding
+FLOOD_RATIO = 1.5
+
+
 def probe_sentence(records: list[dict]) -> str:
-    """What the probe found, in numbers from its records: early (first point after 0) and at the end."""
-    early = next((r for r in records if r["iteration"] > 0 and r["classes unseen"] > 0), None)
+    """What the probe found, in numbers from its records: the point where the classes with no positive yet took
+    the most of the detections relative to their share of the classes, and the end of the budget."""
+    unseen = [r for r in records if r["iteration"] > 0 and r["classes unseen"] > 0]
     last = records[-1]
-    if early is None:
+    if not unseen:
         return f"Every class had a positive box by iteration {records[min(1, len(records) - 1)]['iteration']}."
-    ratio = (early["top-K share, unseen"] or 0.0) / early["classes unseen"]
-    text = (f"After {early['iteration']} iterations, {early['classes unseen']:.0%} of the classes had no positive box "
-            f"yet. Their mean negative weight was {early['neg weight, unseen']:.1e}, against "
-            f"{early['neg weight, seen']:.2f} for the classes with one, and they took "
-            f"**{early['top-K share, unseen'] or 0.0:.0%}** of each image's detections, {ratio:.1f} times their share of "
-            f"the classes. ")
+
+    def ratio(record):
+        return (record["top-K share, unseen"] or 0.0) / record["classes unseen"]
+
+    peak = max(unseen, key=ratio)
+    text = (f"At iteration {peak['iteration']}, {peak['classes unseen']:.0%} of the classes had no positive box "
+            f"yet. Their mean negative weight was {_weight_text(peak['neg weight, unseen'])}, against "
+            f"{_weight_text(peak['neg weight, seen'])} for the classes with one, and they took "
+            f"**{peak['top-K share, unseen'] or 0.0:.0%}** of each image's detections, {ratio(peak):.1f} times their "
+            f"share of the classes (the largest ratio over the {len(unseen)} measured points with unseen classes). ")
     if last["classes unseen"] > 0:
         text += (f"At the end of the budget ({last['iteration']} iterations) {last['classes unseen']:.0%} of the "
                  f"classes were still unseen and took {last['top-K share, unseen'] or 0.0:.0%} of the detections.")
     else:
         text += f"By the end of the budget ({last['iteration']} iterations) every class had had a positive."
-    flooding = ratio > 1
-    return text + (" The mechanism holds here: unseen classes take more than their share of the cap."
-                   if flooding else " The mechanism does not hold here: unseen classes take no more than their "
-                                    "share of the cap.")
+    verdict = (f" The mechanism holds here: unseen classes took at least {FLOOD_RATIO:g} times their share of the cap."
+               if ratio(peak) >= FLOOD_RATIO else
+               f" The mechanism does not hold here: unseen classes never took {FLOOD_RATIO:g} times their share of "
+               "the cap.")
+    return text + verdict + " (One run, the first seed.)"
+
+
+def _weight_text(weight: float | None) -> str:
+    return "n/a" if weight is None else f"{weight:.1e}"
 
 
 def _mean(tensor: torch.Tensor) -> float | None:

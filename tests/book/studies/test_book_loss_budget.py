@@ -43,6 +43,19 @@ def test_crossings_find_the_first_positive_budget_and_the_first_interval_above_z
     assert records[0]["effects"]["0.2"]["n"] == 3
 
 
+def test_a_remedy_that_falls_back_below_softmax_ce_has_not_crossed_there():
+    """Ahead at 1 epoch but behind again at 2: it crosses from no budget; ahead at 1 and 2: from 1."""
+    control = {e: [_m(40.0), _m(41.0), _m(42.0)] for e in (0.2, 1.0, 2.0)}
+    dips = {0.2: [_m(30.0), _m(31.0), _m(32.0)], 1.0: [_m(45.0), _m(46.0), _m(47.0)],
+            2.0: [_m(38.0), _m(39.0), _m(40.0)]}
+    stays = {0.2: [_m(45.0), _m(46.0), _m(47.0)], 1.0: [_m(30.0), _m(31.0), _m(32.0)],
+             2.0: [_m(45.0), _m(46.0), _m(47.0)]}
+    found = {item["remedy"]: item for item in
+             loss_budget.crossings({"softmax CE": control, "dips": dips, "stays": stays})}
+    assert found["dips"]["first positive"] is None and found["dips"]["first interval above zero"] is None
+    assert found["stays"]["first positive"] == 2.0 and found["stays"]["first interval above zero"] == 2.0
+
+
 def _records(share_early, unseen_early):
     return [{"iteration": 0, "classes seen": 0, "classes unseen": 1.0, "neg weight, unseen": 1.0,
              "neg weight, seen": None, "top-K share, unseen": 1.0, "detections per image": 100.0},
@@ -54,13 +67,26 @@ def _records(share_early, unseen_early):
 
 def test_probe_sentence_says_whether_unseen_classes_take_more_than_their_share():
     flooding = loss_budget.probe_sentence(_records(0.9, 0.5))
-    assert "After 5 iterations, 50% of the classes" in flooding and "**90%**" in flooding
+    assert "At iteration 5, 50% of the classes" in flooding and "**90%**" in flooding
     assert "1.8 times" in flooding and "The mechanism holds here" in flooding
-    assert "every class had had a positive" in flooding
+    assert "6.8e-05, against 4.0e-01" in flooding  # both weights in one format
+    assert "every class had had a positive" in flooding and "One run" in flooding
     fair = loss_budget.probe_sentence(_records(0.3, 0.5))
     assert "does not hold" in fair and "0.6 times" in fair
+    near_one = loss_budget.probe_sentence(_records(0.6, 0.5))  # 1.2 times: below the flooding margin
+    assert "does not hold" in near_one
     table = loss_budget.probe_table(_records(0.9, 0.5))
     assert list(table.index) == [0, 5, 117] and "share of classes unseen" in table.columns
+
+
+def test_probe_sentence_reads_the_peak_not_only_the_first_point():
+    """Near-uniform scores at the first point (ratio ~1); the flood comes later: the verdict follows the peak."""
+    records = _records(0.5, 0.5)
+    later = dict(records[1], iteration=40, **{"classes unseen": 0.2, "top-K share, unseen": 0.7,
+                                              "neg weight, seen": None})
+    text = loss_budget.probe_sentence([records[0], records[1], later, records[2]])
+    assert "At iteration 40, 20% of the classes" in text and "3.5 times" in text
+    assert "against n/a" in text and "The mechanism holds here" in text
 
 
 class _Images(torch.utils.data.Dataset):
