@@ -34,6 +34,7 @@ from o365lib.book.studies import beyond, remedies
 from o365lib.data import DetectionDataset
 from o365lib.data.coco import read_json
 from o365lib.engine import predict
+from o365lib.engine.seeding import seed_everything
 from o365lib.engine.train import train
 from o365lib.io import write_json
 from o365lib.longtail import build_sampler
@@ -160,7 +161,9 @@ def eqlv2_probe(ctx, *, seed: int, images: int = 100, at: tuple[int, ...] = PROB
     ``top-K share, unseen`` (mean over those of ``images`` val images with a detection of the share of their
     detections, at most ``eval.max_dets`` each, whose class is unseen), ``classes unseen`` (the share a
     class-blind detector would give them) and ``neg weights`` (every class's negative weight, label order,
-    mean over the stages). The classifier starts fresh with ``torch.manual_seed(seed)``. Cached as one JSON artefact; the probe's own checkpoints stay in its folder.
+    mean over the stages). The classifier starts fresh from the same draw as the row's model (``seed_everything(seed)``),
+    in one process whatever ``train.processes`` says. Cached as one JSON artefact; the probe's own checkpoints stay in
+    its folder.
     """
     base = models.ensure_baseline(ctx, seed)
     spec = remedies.resampled_spec(ctx, "uniform", base=base, loss=beyond.loss_spec(ctx, "eqlv2"),
@@ -175,7 +178,7 @@ def eqlv2_probe(ctx, *, seed: int, images: int = 100, at: tuple[int, ...] = PROB
 
     def make():
         (run.dir / "last.pt").unlink(missing_ok=True)  # an interrupted probe restarts: its points need every step
-        torch.manual_seed(seed)  # the fresh classifier's draw depends on the random seed only
+        seed_everything(seed)  # as models.ensure_model: the fresh classifier is the table row's own draw
         model = models.build_model(run, load=False)
         models.initialise(model, run, init=base, coco=coco, classifier_start="fresh")
         dataset = DetectionDataset(coco, cache_images=True)

@@ -81,6 +81,30 @@ def test_backbone_weights_are_keyed_by_content_not_path(coco_project, tmp_path):
     assert models.plan_model(ctx, "baseline", seed=0, backbone_weights=other)[0].key != key
 
 
+def test_a_model_starts_from_the_same_weights_whatever_ran_before(coco_project, monkeypatch):
+    """The new layers of a model are drawn from its random seed, not from the process's random state (which
+    depends on which models were cached): two runs of one spec after different draws start identical."""
+    from types import SimpleNamespace
+
+    starts = []
+
+    def fake_train_local(model, dataset, **_):
+        starts.append({k: v.clone() for k, v in model.state_dict().items()})
+        return SimpleNamespace(seconds=0.0, images_per_s=0.0, iterations=0)
+
+    monkeypatch.setattr(models, "train_local", fake_train_local)
+    ctx = _ctx()
+    run, spec, coco, config = models.plan_model(ctx, "baseline", seed=3)
+    for noise in (1, 2):
+        torch.manual_seed(noise)
+        torch.rand(1000)
+        models._train_model(ctx, run, spec=spec, coco=coco, config=config, init=None, init_prefixes=(),
+                            sampler=None, classifier_start=None)
+    assert starts[0].keys() == starts[1].keys()
+    assert all(torch.equal(starts[0][k], starts[1][k]) for k in starts[0])
+    assert spec["weights_drawn"] == "from the seed"  # models trained before this rule have other keys
+
+
 def test_a_changed_detector_preset_is_a_new_model(coco_project, monkeypatch):
     """Preset values (anchors, FPN levels, RoI mapping) are code, not settings: they are keyed too."""
     before = models.plan_model(_ctx(), "baseline", seed=0)[0].key
