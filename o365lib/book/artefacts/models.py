@@ -132,7 +132,7 @@ def plan_model(ctx, name: str, *, seed: int, split: str = "train", train_set: Pa
     }
     if classifier_start is not None:
         spec["classifier_start"] = classifier_start
-    spec["weights_drawn"] = "from the seed"  # since 2026-12-05; before, from the process's random state
+    spec["weights_drawn"] = "from the random seed"  # since 2026-12-05; before, from the process's random state
     if ctx.cfg.train.processes > 1:  # DDP over local processes: another sharding and per-process batch norm
         spec["processes"] = ctx.cfg.train.processes
     run = ModelRun(name=name, seed=int(seed), dir=Path(ctx.profile_dir) / "models" / f"{name}-s{seed}-{key_of(spec)}",
@@ -176,7 +176,7 @@ def _train_model(ctx, run: ModelRun, *, spec: dict, coco, config, init, init_pre
     """Train ``run`` (every process; rank 0 writes ``spec.json``, ``init.json``, the checkpoint, ``cost.json``)."""
     if resolver.is_main_process():
         write_json(run.dir / "spec.json", spec)
-    seed_everything(run.seed)  # the new layers' random draw depends on the seed only, not on what ran before
+    seed_everything(run.seed)  # the new layers' random draw depends on the random seed only, not on what ran before
     model = build_model(run, load=False)
     if init is not None:
         report = initialise(model, run, init=init, coco=coco, init_prefixes=init_prefixes,

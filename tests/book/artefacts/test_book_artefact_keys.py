@@ -102,7 +102,7 @@ def test_a_model_starts_from_the_same_weights_whatever_ran_before(coco_project, 
                             sampler=None, classifier_start=None)
     assert starts[0].keys() == starts[1].keys()
     assert all(torch.equal(starts[0][k], starts[1][k]) for k in starts[0])
-    assert spec["weights_drawn"] == "from the seed"  # models trained before this rule have other keys
+    assert spec["weights_drawn"] == "from the random seed"  # models trained before this rule have other keys
 
 
 def test_a_changed_detector_preset_is_a_new_model(coco_project, monkeypatch):
