@@ -49,6 +49,7 @@ class CocoStandinSpec:
     image_size: int = 128
     min_objects: int = 6
     max_objects: int = 16
+    size_scale: float = 1.0  # multiplies the object sides of the normal and large styles (as the detection set's)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -57,6 +58,8 @@ class CocoStandinSpec:
             raise ValueError(f"num_classes must be in 1..{total}, got {self.num_classes}")
         if not 1 <= self.fewest <= self.most:
             raise ValueError(f"need 1 <= fewest <= most, got fewest={self.fewest}, most={self.most}")
+        if not self.size_scale > 0:
+            raise ValueError(f"size_scale must be > 0, got {self.size_scale}")
         if self.val_per_class < 1 or not 1 <= self.min_objects <= self.max_objects:
             raise ValueError(f"need val_per_class >= 1 and 1 <= min_objects <= max_objects, got {self}")
 
@@ -91,7 +94,7 @@ def plan_coco_standin(spec: CocoStandinSpec) -> dict[str, dict]:
     splits, next_image, next_ann = {}, 1, 1
     for tag, (split, counts) in enumerate(standin_counts(spec).items(), start=90):
         layout = layout_images(np.random.default_rng([spec.seed, tag]), counts, by_id, image_size=spec.image_size,
-                               min_objects=spec.min_objects, max_objects=spec.max_objects)
+                               min_objects=spec.min_objects, max_objects=spec.max_objects, size_scale=spec.size_scale)
         images, annotations = coco_records(layout, prefix=f"coco_{split}", image_size=spec.image_size,
                                            first_image=next_image, first_annotation=next_ann)
         next_image, next_ann = next_image + len(images), next_ann + len(annotations)

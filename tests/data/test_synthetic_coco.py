@@ -49,6 +49,18 @@ def test_spec_rejects_impossible_values():
         CocoStandinSpec(num_classes=0)
     with pytest.raises(ValueError, match="fewest"):
         CocoStandinSpec(most=3, fewest=5)
+    with pytest.raises(ValueError, match="size_scale"):
+        CocoStandinSpec(size_scale=0.0)
+
+
+def test_size_scale_draws_larger_objects_like_the_detection_set():
+    def mean_side(spec):
+        boxes = [a["bbox"] for a in plan_coco_standin(spec)["train"]["annotations"]]
+        return sum(max(b[2], b[3]) for b in boxes) / len(boxes)
+
+    wide = CocoStandinSpec(num_classes=6, most=12, fewest=3, val_per_class=2, min_objects=2, max_objects=5,
+                           size_scale=1.5)
+    assert mean_side(wide) > 1.2 * mean_side(SMALL)
 
 
 def test_make_writes_a_complete_folder_reused_and_byte_identical(tmp_path):

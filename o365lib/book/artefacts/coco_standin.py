@@ -42,7 +42,7 @@ def standin_spec(ctx) -> CocoStandinSpec:
     cfg = ctx.cfg.model.coco_standin
     data = PROFILES[ctx.cfg.data.synthetic_profile]  # drawn like the detection set: size and density
     return CocoStandinSpec(num_classes=cfg.classes, most=cfg.most, fewest=cfg.fewest, image_size=data.image_size,
-                           min_objects=data.min_objects, max_objects=data.max_objects)
+                           min_objects=data.min_objects, max_objects=data.max_objects, size_scale=data.size_scale)
 
 
 def ensure_standin_set(ctx) -> Path:

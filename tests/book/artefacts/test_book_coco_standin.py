@@ -69,6 +69,17 @@ def test_the_default_profile_standin_reaches_the_generated_set():
     assert coco_standin.standin_spec(SimpleNamespace(cfg=changed)).num_classes == 12
 
 
+def test_the_standin_draws_objects_as_large_as_the_detection_set(monkeypatch):
+    from dataclasses import replace
+
+    from o365lib.book.config.profiles import load_profile
+
+    cfg = load_profile("default")
+    name = cfg.data.synthetic_profile
+    monkeypatch.setitem(coco_standin.PROFILES, name, replace(coco_standin.PROFILES[name], size_scale=1.5))
+    assert coco_standin.standin_spec(SimpleNamespace(cfg=cfg)).size_scale == 1.5
+
+
 def test_a_standin_needs_generated_data():
     from o365lib.book.config.mapping import ConfigError
     from o365lib.book.config.profiles import load_profile
