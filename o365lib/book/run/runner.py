@@ -26,7 +26,15 @@ from pathlib import Path
 from o365lib.book.config.profiles import chapter_parameters, load_profile, profile_path, project_root
 from o365lib.book.run.notebooks import chapter_sources, source_to_notebook
 from o365lib.book.run.records import clear_failed, failed_chapters, mark_failed
-from o365lib.book.run.timings import expected_seconds, format_duration, plan_lines, record_chapter, snapshot
+from o365lib.book.run.timings import (
+    expected_seconds,
+    format_duration,
+    plan_lines,
+    planned_from_reference,
+    read_reference,
+    record_chapter,
+    snapshot,
+)
 from o365lib.io import write_json
 from o365lib.progress import PROGRESS_ENV
 
@@ -212,10 +220,16 @@ def run_book(*, profile: str = "default", chapters: list[str] | None = None, bui
     profile_name = profile_path(profile, root=root).stem
     selected = select_chapters(chapter_sources(root / "book"), chapters)
     results_dir = Path(load_profile(profile, root=root).results_dir)
-    expected = expected_seconds(results_dir, [s.stem for s in selected])
+    names = [s.stem for s in selected]
+    reference = read_reference(root, profile_name)
+    expected = expected_seconds(results_dir, names, reference=reference)
+    from_reference = planned_from_reference(results_dir, names, reference=reference)
     echo(f"[o365book] profile {profile_name}: {len(selected)} chapter(s); expected from the last recorded run "
          f"({results_dir / 'timings.json'}), cached artefacts make a chapter faster:")
-    for line in plan_lines(expected):
+    if from_reference:
+        echo(f"  (chapters that never ran here: the run from nothing of {reference.get('date', '?')} on "
+             f"{reference.get('machine', '?')}; a CPU without native bf16 trains in float32, several times slower)")
+    for line in plan_lines(expected, from_reference=from_reference):
         echo(line)
     run_start, book_start = snapshot(results_dir), time.perf_counter()
     env_root = os.environ.get("O365BOOK_ROOT")

@@ -4,7 +4,9 @@ The runner records, after every chapter, the chapter's seconds and the artefacts
 or made (``made`` is false for one found cached). Trained models and pretrained backbones carry
 their training seconds and images per second (``cost.json`` beside the checkpoint). A partial run
 (``--chapters 03``) updates its chapters and keeps the others' last numbers, so the file always
-holds the latest cost of every chapter, and :func:`expected_seconds` can plan a whole book.
+holds the latest cost of every chapter, and :func:`expected_seconds` can plan a whole book. A
+chapter that never ran here is planned from the profile's from-nothing reference run, when the
+project ships one (:data:`REFERENCE`).
 """
 
 from __future__ import annotations
@@ -69,10 +71,37 @@ def record_chapter(results_dir: str | Path, *, chapter: str, seconds: float, ok:
     return timings
 
 
-def expected_seconds(results_dir: str | Path, chapters: list[str]) -> dict[str, float | None]:
-    """Each chapter's seconds in the last recorded run (None where it never ran)."""
+#: A whole book of a profile measured from nothing, ``bench/results/book_<profile>_from_nothing.json``
+#: under the project root: what the runner expects of a chapter that never ran here.
+REFERENCE = "bench/results/book_{profile}_from_nothing.json"
+
+
+def read_reference(root: str | Path, profile: str) -> dict:
+    """The from-nothing reference run of ``profile`` (``chapters``: name -> seconds, ``date``, ``machine``),
+    empty when the project has none for it or it cannot be read."""
+    path = Path(root) / REFERENCE.format(profile=profile)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    chapters = data.get("chapters")
+    return dict(data, chapters=chapters) if isinstance(chapters, dict) else {}
+
+
+def expected_seconds(results_dir: str | Path, chapters: list[str], *,
+                     reference: dict | None = None) -> dict[str, float | None]:
+    """Each chapter's seconds in the last recorded run; where it never ran, in ``reference`` (a
+    :func:`read_reference` record), else None."""
     recorded = read_timings(results_dir)["chapters"]
-    return {chapter: (recorded.get(chapter) or {}).get("seconds") for chapter in chapters}
+    fallback = (reference or {}).get("chapters") or {}
+    return {chapter: (recorded.get(chapter) or {}).get("seconds") or fallback.get(chapter) for chapter in chapters}
+
+
+def planned_from_reference(results_dir: str | Path, chapters: list[str], *, reference: dict) -> frozenset[str]:
+    """The chapters :func:`expected_seconds` takes from ``reference``: never run here, timed there."""
+    recorded = read_timings(results_dir)["chapters"]
+    return frozenset(chapter for chapter in chapters
+                     if not (recorded.get(chapter) or {}).get("seconds") and chapter in (reference.get("chapters") or {}))
 
 
 def format_duration(seconds: float | None) -> str:
@@ -83,10 +112,12 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-def plan_lines(expected: dict[str, float | None]) -> list[str]:
-    """The lines the runner prints before it starts: each chapter's expected time and the total."""
+def plan_lines(expected: dict[str, float | None], *, from_reference: frozenset[str] = frozenset()) -> list[str]:
+    """The lines the runner prints before it starts: each chapter's expected time and the total;
+    chapters in ``from_reference`` are marked as the reference run's time."""
     known = [v for v in expected.values() if v is not None]
-    lines = [f"  {chapter:<28} {format_duration(seconds):>12}" + ("" if seconds is not None else "  (never ran)")
+    lines = [f"  {chapter:<28} {format_duration(seconds):>12}"
+             + ("  (never ran)" if seconds is None else "  (reference run)" if chapter in from_reference else "")
              for chapter, seconds in expected.items()]
     total = format_duration(sum(known)) if known else "?"
     unknown = sum(v is None for v in expected.values())

@@ -50,3 +50,36 @@ def test_partial_runs_keep_other_chapters_and_plan_from_them(tmp_path):
 def test_unreadable_timings_start_empty(tmp_path):
     (tmp_path / "timings.json").write_text("{not json")
     assert read_timings(tmp_path)["chapters"] == {}
+
+
+def test_chapters_never_run_here_are_planned_from_the_reference_run(tmp_path):
+    from o365lib.book.run.timings import REFERENCE, planned_from_reference, read_reference
+
+    root, results = tmp_path / "project", tmp_path / "results"
+    reference_file = root / REFERENCE.format(profile="p")
+    reference_file.parent.mkdir(parents=True)
+    reference_file.write_text(json.dumps({"date": "2026-12-05", "machine": "m",
+                                          "chapters": {"02_baseline": 500.0, "03_experts": 140.0}}))
+    record_chapter(results, chapter="02_baseline", seconds=20, ok=True, run_start={}, profile="p")  # cached here
+    reference = read_reference(root, "p")
+    names = ["02_baseline", "03_experts", "04_resampling"]
+    expected = expected_seconds(results, names, reference=reference)
+    assert expected == {"02_baseline": 20, "03_experts": 140.0, "04_resampling": None}
+    marked = planned_from_reference(results, names, reference=reference)
+    assert marked == {"03_experts"}
+    lines = plan_lines(expected, from_reference=marked)
+    assert "(reference run)" in lines[1] and "(reference run)" not in lines[0] and "never ran" in lines[2]
+    assert read_reference(root, "other") == {}
+    reference_file.write_text("{broken")
+    assert read_reference(root, "p") == {}
+
+
+def test_the_shipped_default_reference_names_every_chapter():
+    from pathlib import Path
+
+    from o365lib.book.run.timings import read_reference
+
+    root = Path(__file__).resolve().parents[3]
+    reference = read_reference(root, "default")
+    chapters = {p.stem for p in (root / "book").glob("[0-9][0-9]_*.py")}
+    assert set(reference["chapters"]) == chapters and all(v > 0 for v in reference["chapters"].values())
