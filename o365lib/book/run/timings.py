@@ -84,8 +84,7 @@ def read_reference(root: str | Path, profile: str) -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}
-    chapters = data.get("chapters")
-    return dict(data, chapters=chapters) if isinstance(chapters, dict) else {}
+    return data if isinstance(data, dict) and isinstance(data.get("chapters"), dict) else {}
 
 
 def expected_seconds(results_dir: str | Path, chapters: list[str], *,

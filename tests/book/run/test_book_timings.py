@@ -70,6 +70,8 @@ def test_chapters_never_run_here_are_planned_from_the_reference_run(tmp_path):
     lines = plan_lines(expected, from_reference=marked)
     assert "(reference run)" in lines[1] and "(reference run)" not in lines[0] and "never ran" in lines[2]
     assert read_reference(root, "other") == {}
+    reference_file.write_text("[1, 2]")
+    assert read_reference(root, "p") == {}
     reference_file.write_text("{broken")
     assert read_reference(root, "p") == {}
 
