@@ -17,8 +17,8 @@ Both products are multithreaded sparse-dense kernels in torch. ``S`` reproduces 
 bin averaged. Levels are assigned by torchvision's ``LevelMapper`` (canonical 224 px at level 4; the tiny
 preset passes ``canonical_scale=64`` for its 128 px images).
 
-The sparse path runs for CPU features with a fixed ``sampling_ratio > 0`` and torchvision's
-geometry; CUDA tensors (where torchvision's kernel is fast) use torchvision's ``MultiScaleRoIAlign``
+The sparse path runs for CPU features that need a gradient, with a fixed ``sampling_ratio > 0`` and
+torchvision's geometry (inference uses torchvision's forward kernel, faster without a backward); CUDA tensors (where torchvision's kernel is fast) use torchvision's ``MultiScaleRoIAlign``
 unchanged. The module has no parameters or buffers, so checkpoints are the same either way.
 
 mmdet 3.x geometry (the ``"mmdet"`` preset) is selected by ``aligned=True`` (half-pixel shifted
@@ -42,6 +42,8 @@ from torchvision.ops import MultiScaleRoIAlign, roi_align
 from torchvision.ops.poolers import _convert_to_roi_format, _filter_input, _setup_scales
 
 SPARSE_DTYPES = (torch.float32, torch.float64)
+#: pool through the sparse product also where no backward follows (only the inference benchmark sets it)
+SPARSE_IN_INFERENCE = False
 LEVEL_MAPPINGS = ("torchvision", "mmdet")
 
 
@@ -245,7 +247,10 @@ class SparseMultiScaleRoIAlign(MultiScaleRoIAlign):
             features[0].device.type != "cpu"
             or self.sampling_ratio <= 0
             or self.output_size[0] != self.output_size[1]
+            or not (SPARSE_IN_INFERENCE or (torch.is_grad_enabled() and any(f.requires_grad for f in features)))
         ):
+            # without a backward torchvision's forward kernel is the faster one: the default detector's
+            # val predictions took 8.5 s against 9.7-10.5 s through the sparse product (bench/README.md)
             return super().forward(x, boxes, image_shapes)
         if self.scales is None or self.map_levels is None:
             self.scales, self.map_levels = _setup_scales(
