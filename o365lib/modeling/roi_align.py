@@ -250,7 +250,7 @@ class SparseMultiScaleRoIAlign(MultiScaleRoIAlign):
             or not (SPARSE_IN_INFERENCE or (torch.is_grad_enabled() and any(f.requires_grad for f in features)))
         ):
             # without a backward torchvision's forward kernel is the faster one: the default detector's
-            # val predictions took 8.5 s against 9.7-10.5 s through the sparse product (bench/README.md)
+            # val predictions took 8.2 s against 9.6 s through the sparse product, same mAP (bench/README.md)
             return super().forward(x, boxes, image_shapes)
         if self.scales is None or self.map_levels is None:
             self.scales, self.map_levels = _setup_scales(
