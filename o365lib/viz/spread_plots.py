@@ -30,6 +30,9 @@ VERDICT_COLOURS = {"reproduced": "#2ca02c", "reversed": "#d62728", "contradicted
 GREY, TALK = "#7f7f7f", "black"
 
 
+#: a horizontal legend between the title and the plot: below the plot it met the x-axis title on short figures
+LEGEND_ABOVE = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0}
+
 def _field(effect: Any, name: str, default=None):
     """A field of an Effect object or of its mapping form."""
     if isinstance(effect, Mapping):
@@ -115,8 +118,8 @@ def plot_effects(effects, *, title: str = "Paired effects over random seeds",
     fig.add_vline(x=0, line_dash="dash", line_color=GREY)
     fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], automargin=True)
     fig.update_layout(title=title, xaxis_title=f"difference, treated minus control ({unit})",
-                      template="plotly_white", height=max(260, 60 * len(labels) + 140),
-                      legend={"orientation": "h", "y": -0.25})
+                      template="plotly_white", height=max(260, 60 * len(labels) + 170),
+                      legend=LEGEND_ABOVE, margin={"t": 110})
     return fig
 
 
@@ -177,5 +180,6 @@ def plot_ranked_remedies(rows, *, control: str | None = None, title: str = "Reme
                       line_color=GREY, annotation_text=control)
     fig.update_yaxes(categoryorder="array", categoryarray=names, automargin=True)
     fig.update_layout(title=title, xaxis_title=metric, template="plotly_white",
-                      height=max(260, 45 * len(names) + 140), legend={"orientation": "h", "y": -0.25})
+                      height=max(260, 45 * len(names) + 170), legend=LEGEND_ABOVE,
+                      margin={"t": 110})
     return fig
