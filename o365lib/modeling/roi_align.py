@@ -18,8 +18,8 @@ bin averaged. Levels are assigned by torchvision's ``LevelMapper`` (canonical 22
 preset passes ``canonical_scale=64`` for its 128 px images).
 
 The sparse path runs for CPU features that need a gradient, with a fixed ``sampling_ratio > 0`` and
-torchvision's geometry (inference uses torchvision's forward kernel, faster without a backward); CUDA tensors (where torchvision's kernel is fast) use torchvision's ``MultiScaleRoIAlign``
-unchanged. The module has no parameters or buffers, so checkpoints are the same either way.
+torchvision's geometry. Inference (no backward) and CUDA tensors use torchvision's
+``MultiScaleRoIAlign`` unchanged: its forward kernel is the faster one there. The module has no parameters or buffers, so checkpoints are the same either way.
 
 mmdet 3.x geometry (the ``"mmdet"`` preset) is selected by ``aligned=True`` (half-pixel shifted
 sampling grid, no minimum box size of one feature pixel), ``sampling_ratio=0`` (adaptive:

@@ -33,6 +33,7 @@ GREY, TALK = "#7f7f7f", "black"
 #: a horizontal legend between the title and the plot: below the plot it met the x-axis title on short figures
 LEGEND_ABOVE = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0}
 
+
 def _field(effect: Any, name: str, default=None):
     """A field of an Effect object or of its mapping form."""
     if isinstance(effect, Mapping):

@@ -28,9 +28,9 @@ from o365lib.book.run.notebooks import chapter_sources, source_to_notebook
 from o365lib.book.run.records import clear_failed, failed_chapters, mark_failed
 from o365lib.book.run.timings import (
     expected_seconds,
+    fill_from_reference,
     format_duration,
     plan_lines,
-    planned_from_reference,
     read_reference,
     record_chapter,
     snapshot,
@@ -220,10 +220,9 @@ def run_book(*, profile: str = "default", chapters: list[str] | None = None, bui
     profile_name = profile_path(profile, root=root).stem
     selected = select_chapters(chapter_sources(root / "book"), chapters)
     results_dir = Path(load_profile(profile, root=root).results_dir)
-    names = [s.stem for s in selected]
     reference = read_reference(root, profile_name)
-    expected = expected_seconds(results_dir, names, reference=reference)
-    from_reference = planned_from_reference(results_dir, names, reference=reference)
+    expected, from_reference = fill_from_reference(expected_seconds(results_dir, [s.stem for s in selected]),
+                                                   reference)
     echo(f"[o365book] profile {profile_name}: {len(selected)} chapter(s); expected from the last recorded run "
          f"({results_dir / 'timings.json'}), cached artefacts make a chapter faster:")
     if from_reference:

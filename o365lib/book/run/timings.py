@@ -6,7 +6,7 @@ their training seconds and images per second (``cost.json`` beside the checkpoin
 (``--chapters 03``) updates its chapters and keeps the others' last numbers, so the file always
 holds the latest cost of every chapter, and :func:`expected_seconds` can plan a whole book. A
 chapter that never ran here is planned from the profile's from-nothing reference run, when the
-project ships one (:data:`REFERENCE`).
+project ships one (:data:`REFERENCE`, :func:`fill_from_reference`).
 """
 
 from __future__ import annotations
@@ -87,20 +87,19 @@ def read_reference(root: str | Path, profile: str) -> dict:
     return data if isinstance(data, dict) and isinstance(data.get("chapters"), dict) else {}
 
 
-def expected_seconds(results_dir: str | Path, chapters: list[str], *,
-                     reference: dict | None = None) -> dict[str, float | None]:
-    """Each chapter's seconds in the last recorded run; where it never ran, in ``reference`` (a
-    :func:`read_reference` record), else None."""
+def expected_seconds(results_dir: str | Path, chapters: list[str]) -> dict[str, float | None]:
+    """Each chapter's seconds in the last recorded run (None where it never ran)."""
     recorded = read_timings(results_dir)["chapters"]
-    fallback = (reference or {}).get("chapters") or {}
-    return {chapter: (recorded.get(chapter) or {}).get("seconds") or fallback.get(chapter) for chapter in chapters}
+    return {chapter: (recorded.get(chapter) or {}).get("seconds") for chapter in chapters}
 
 
-def planned_from_reference(results_dir: str | Path, chapters: list[str], *, reference: dict) -> frozenset[str]:
-    """The chapters :func:`expected_seconds` takes from ``reference``: never run here, timed there."""
-    recorded = read_timings(results_dir)["chapters"]
-    return frozenset(chapter for chapter in chapters
-                     if not (recorded.get(chapter) or {}).get("seconds") and chapter in (reference.get("chapters") or {}))
+def fill_from_reference(expected: dict[str, float | None], reference: dict) -> tuple[dict[str, float | None],
+                                                                                    frozenset[str]]:
+    """``expected`` (:func:`expected_seconds`) with each chapter that never ran here taken from ``reference``
+    (a :func:`read_reference` record) where it was timed there, and the set of chapters so taken."""
+    timed = reference.get("chapters") or {}
+    taken = frozenset(chapter for chapter, seconds in expected.items() if seconds is None and chapter in timed)
+    return {chapter: timed[chapter] if chapter in taken else seconds for chapter, seconds in expected.items()}, taken
 
 
 def format_duration(seconds: float | None) -> str:

@@ -53,7 +53,7 @@ def test_unreadable_timings_start_empty(tmp_path):
 
 
 def test_chapters_never_run_here_are_planned_from_the_reference_run(tmp_path):
-    from o365lib.book.run.timings import REFERENCE, planned_from_reference, read_reference
+    from o365lib.book.run.timings import REFERENCE, fill_from_reference, read_reference
 
     root, results = tmp_path / "project", tmp_path / "results"
     reference_file = root / REFERENCE.format(profile="p")
@@ -63,9 +63,8 @@ def test_chapters_never_run_here_are_planned_from_the_reference_run(tmp_path):
     record_chapter(results, chapter="02_baseline", seconds=20, ok=True, run_start={}, profile="p")  # cached here
     reference = read_reference(root, "p")
     names = ["02_baseline", "03_experts", "04_resampling"]
-    expected = expected_seconds(results, names, reference=reference)
+    expected, marked = fill_from_reference(expected_seconds(results, names), reference)
     assert expected == {"02_baseline": 20, "03_experts": 140.0, "04_resampling": None}
-    marked = planned_from_reference(results, names, reference=reference)
     assert marked == {"03_experts"}
     lines = plan_lines(expected, from_reference=marked)
     assert "(reference run)" in lines[1] and "(reference run)" not in lines[0] and "never ran" in lines[2]
