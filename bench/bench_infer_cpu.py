@@ -1,4 +1,4 @@
-"""Inference of the default detector: RoIAlign through the sparse product against torchvision's kernel.
+"""Inference of the default detector: RoIAlign through the library's gather against torchvision's kernel.
 
 Run from the project root after the default book (it needs the cached seed-0 baseline):
 ``python bench/bench_infer_cpu.py --rounds 2``. Predicts the 670 val images with each pooling path in
@@ -14,6 +14,8 @@ import os
 import time
 from pathlib import Path
 
+from torchvision.ops import MultiScaleRoIAlign
+
 from o365lib import book
 from o365lib.book.artefacts import datasets, models
 from o365lib.book.artefacts.models import build_model
@@ -21,13 +23,19 @@ from o365lib.book.artefacts.predictions import cap_per_image, results_cap
 from o365lib.data import DetectionDataset
 from o365lib.engine import predict
 from o365lib.evaluation import evaluate
-from o365lib.modeling import roi_align
+from o365lib.modeling.roi_align import SparseMultiScaleRoIAlign
+
+GATHER = SparseMultiScaleRoIAlign.forward
+
+
+def _torchvision_forward(self, x, boxes, image_shapes):
+    return MultiScaleRoIAlign.forward(self, x, boxes, image_shapes)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--tag", default="default_val_roi_paths")
+    parser.add_argument("--tag", default="default_val_gather_vs_torchvision")
     args = parser.parse_args()
     ctx = book.setup_chapter("04_resampling", profile="default", namespace={})
     run = models.ensure_baseline(ctx, 0)
@@ -37,11 +45,11 @@ def main() -> None:
     dataset = DetectionDataset(split, cache_images=False)
     train = datasets.load_split(ctx, "train").dataset
     rank_of = datasets.ranking(ctx, "full")
-    seconds: dict[str, list[float]] = {"sparse": [], "torchvision": []}
-    checks = {}
+    seconds: dict[str, list[float]] = {"gather": [], "torchvision": []}
+    checks, last = {}, {}
     for _ in range(args.rounds):
         for path, times in seconds.items():
-            roi_align.SPARSE_IN_INFERENCE = path == "sparse"
+            SparseMultiScaleRoIAlign.forward = GATHER if path == "gather" else _torchvision_forward
             start = time.perf_counter()
             results = predict(model, dataset, batch_size=ev.batch_size, device=ctx.device, max_dets=results_cap(ctx),
                               score_threshold=ev.score_threshold, label_map=run.label_map)
@@ -49,11 +57,15 @@ def main() -> None:
             metrics = evaluate(split.dataset, cap_per_image(results, ev.max_dets), ranking=rank_of, train_gt=train,
                                ranges=tuple(ev.ranges), max_dets=ev.max_dets)
             checks[path] = {"detections": len(results), "AP": metrics["AP"]}
+            last[path] = results
             print(f"{path:12s} {times[-1]:6.2f} s  {len(dataset) / times[-1]:5.1f} img/s  "
                   f"{len(results)} detections  mAP {metrics['AP']:.4f}", flush=True)
-    roi_align.SPARSE_IN_INFERENCE = False
-    ratio = min(seconds["sparse"]) / min(seconds["torchvision"])
-    print(f"torchvision's kernel {ratio:.2f}x the sparse product in inference")
+    SparseMultiScaleRoIAlign.forward = GATHER
+    same = sum(a == b for a, b in zip(last["gather"], last["torchvision"]))
+    checks["identical_records"] = same
+    print(f"{same} of {len(last['gather'])} detection records identical on both paths")
+    ratio = min(seconds["torchvision"]) / min(seconds["gather"])
+    print(f"the gather {ratio:.2f}x torchvision's kernel in inference")
     out = Path("bench/results/infer_cpu.json")
     record = json.loads(out.read_text()) if out.is_file() else {}
     record[args.tag] = {"images": len(dataset), "seconds": seconds, "checks": checks, "ratio": round(ratio, 3),

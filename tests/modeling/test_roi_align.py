@@ -83,20 +83,23 @@ def test_non_finite_boxes_pool_zeros():
     torch.testing.assert_close(ours[3:], reference[3:], rtol=0, atol=1e-12)
 
 
-def test_sparse_product_only_where_a_backward_follows(monkeypatch):
-    """Training pools through the sparse product; inference (no grad) through torchvision's kernel."""
+def test_gather_pools_training_and_inference_alike(monkeypatch):
+    """On CPU the gather runs with and without a backward, and both give torchvision's numbers."""
     from o365lib.modeling import roi_align as module
 
     names, shapes, image = LAYOUTS[1]
     features, boxes, image_shapes = _inputs(names, shapes, image, dtype=torch.float32, seed=3)
     pooler = SparseMultiScaleRoIAlign(names, 7, 2)
-    with_grad = pooler(features, boxes, image_shapes).detach()
+    reference = MultiScaleRoIAlign(names, 7, 2)(features, boxes, image_shapes).detach()
     calls = []
     original = module._SparseGather.apply
     monkeypatch.setattr(module._SparseGather, "apply", lambda *a: calls.append(1) or original(*a))
     with torch.no_grad():
         without_grad = pooler(features, boxes, image_shapes)
-    assert calls == []
-    pooler(features, boxes, image_shapes)
-    assert calls == [1]
-    torch.testing.assert_close(without_grad, with_grad, rtol=1e-5, atol=1e-5)
+    with_grad = pooler(features, boxes, image_shapes)
+    assert calls == [1, 1]
+    assert with_grad.requires_grad and not without_grad.requires_grad
+    torch.testing.assert_close(without_grad, with_grad.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(without_grad, reference, rtol=1e-5, atol=1e-5)
+    # laid out (roi, y, x, channel), as the cascade's StageHead takes it without a copy
+    assert with_grad.is_contiguous(memory_format=torch.channels_last)
