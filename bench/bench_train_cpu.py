@@ -14,6 +14,10 @@ Three modes:
   resume their own run, recipes in turn for ``--rounds`` rounds; the median images per second (of
   the steps, and of the whole call with process start) and the ratios to the reference are
   reported. ``--profile-ops`` adds a ``torch.profiler`` top-operator table of each one-process recipe.
+  Two recipe keys bring back the library's earlier paths for a comparison: ``"roi_gather": "coo"``
+  (RoIAlign's matrix as a sparse COO product, until 2026-12-06, instead of ``embedding_bag``) and
+  ``"box_head": "torchvision"`` (torchvision's ``TwoMLPHead.forward``, which copies channels-last
+  pooled features to flatten them).
 - ``--regime`` runs the whole baseline pipeline once: generate the data, pretrain the backbone on
   the disjoint generated classes (``o365lib.pretrain``), train the baseline with
   ``o365lib.engine.train``, predict on val, evaluate with the ranking of the train split, and
@@ -143,6 +147,50 @@ def parse_recipes(specs: list[str]) -> dict[str, dict]:
     return recipes
 
 
+class CooGather:
+    """RoIAlign's ``S @ flat`` as the library computed it until 2026-12-06: sparse COO products both ways."""
+
+    @staticmethod
+    def apply(flat, columns, weights):
+        import torch
+
+        class _Coo(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, flat, rows, cols, values):
+                ctx.save_for_backward(rows, cols, values)
+                ctx.shape = (rows.numel() // columns.shape[1], flat.shape[0])
+                matrix = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, ctx.shape,
+                                                 is_coalesced=False, check_invariants=False)
+                return torch.sparse.mm(matrix, flat)
+
+            @staticmethod
+            def backward(ctx, grad):
+                rows, cols, values = ctx.saved_tensors
+                transposed = torch.sparse_coo_tensor(torch.stack([cols, rows]), values, ctx.shape[::-1],
+                                                     is_coalesced=False, check_invariants=False)
+                return torch.sparse.mm(transposed, grad.contiguous()), None, None, None
+
+        rows = torch.arange(columns.shape[0]).repeat_interleave(columns.shape[1])
+        return _Coo.apply(flat, rows, columns.reshape(-1), weights.reshape(-1))
+
+
+LIBRARY_PATHS = {}
+BENCH_KEYS = ("batch_size", "processes", "lr", "roi_gather", "box_head")
+
+
+def use_paths(recipe: dict) -> None:
+    """The library's current RoIAlign gather and box head, or the earlier ones the recipe names."""
+    from torchvision.models.detection.faster_rcnn import TwoMLPHead
+
+    from o365lib.modeling import roi_align
+    from o365lib.modeling.cascade import StageHead
+
+    LIBRARY_PATHS.setdefault("gather", roi_align._SparseGather)
+    LIBRARY_PATHS.setdefault("head", StageHead.forward)
+    roi_align._SparseGather = CooGather if recipe.get("roi_gather") == "coo" else LIBRARY_PATHS["gather"]
+    StageHead.forward = TwoMLPHead.forward if recipe.get("box_head") == "torchvision" else LIBRARY_PATHS["head"]
+
+
 def run_recipes(args) -> dict:
     """Alternate short training calls of several recipes through the library's engine; img/s and ratios.
 
@@ -170,7 +218,7 @@ def run_recipes(args) -> dict:
     state = {}
     for name, recipe in recipes.items():
         overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in recipe.items()
-                     if k not in ("batch_size", "processes", "lr")}
+                     if k not in BENCH_KEYS}
         torch.manual_seed(0)
         model = build_detector(365, **{**model_kwargs(args), **overrides})
         processes, batch = int(recipe.get("processes", 1)), int(recipe["batch_size"])
@@ -182,6 +230,7 @@ def run_recipes(args) -> dict:
     samples: dict[str, list] = {name: [] for name in recipes}
     for round_index in range(args.rounds + 1):  # round 0 warms up
         for name, (model, config, processes) in state.items():
+            use_paths(recipes[name])
             wall = time.perf_counter()
             result = train_local(model, dataset, config=config, out_dir=work / name, processes=processes)
             call = time.perf_counter() - wall
@@ -204,8 +253,8 @@ def run_recipes(args) -> dict:
                                 "ratio_with_start": round(calls / reference[1], 3)}
         print(name, out["recipes"][name], flush=True)
     if args.profile_ops:
-        out["top_ops"] = {name: _top_ops(args, model, config, dataset) for name, (model, config, processes)
-                          in state.items() if processes == 1}
+        out["top_ops"] = {name: use_paths(recipes[name]) or _top_ops(args, model, config, dataset)
+                          for name, (model, config, processes) in state.items() if processes == 1}
     return out
 
 

@@ -43,6 +43,28 @@ MMDET_BOX_STDS = ((0.1, 0.1, 0.2, 0.2), (0.05, 0.05, 0.1, 0.1), (0.033, 0.033, 0
 STAGE_SCORE_AVERAGES = ("probabilities", "logits")
 
 
+class StageHead(TwoMLPHead):
+    """torchvision's two-layer MLP box head (``fc6``, ``fc7``; same parameters and checkpoints) that
+    also takes pooled features stored channels last without copying them.
+
+    ``SparseMultiScaleRoIAlign``'s training path returns [R, C, P, P] features laid out as
+    (roi, y, x, channel). Flattening them in torchvision's (channel, y, x) order would copy the
+    [R, C * P * P] features forward and their gradient back; instead they are flattened as they lie
+    and ``fc6``'s input columns are put in that order (a [representation, C * P * P] copy, 1 / R
+    the size per RoI). The products are the same up to float summation order.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            rois, channels, height, width = x.shape
+            weight = self.fc6.weight.view(-1, channels, height, width).permute(0, 2, 3, 1)
+            flat = x.permute(0, 2, 3, 1).reshape(rois, -1)  # a view: no copy
+            x = F.relu(F.linear(flat, weight.reshape(self.fc6.out_features, -1), self.fc6.bias))
+        else:
+            x = F.relu(self.fc6(x.flatten(start_dim=1)))
+        return F.relu(self.fc7(x))
+
+
 class StagePredictor(nn.Module):
     """Class logits (background at 0; ``class_loss.num_outputs`` of them) and one class-agnostic box delta.
 
@@ -102,7 +124,7 @@ class CascadeStage(RoIHeads):
                 strides=roi_strides,
                 canonical_scale=roi_canonical_scale,
             ),
-            box_head=TwoMLPHead(in_channels * roi_output_size**2, representation_size),
+            box_head=StageHead(in_channels * roi_output_size**2, representation_size),
             box_predictor=StagePredictor(representation_size, num_classes, class_loss=class_loss),
             fg_iou_thresh=iou_threshold,
             bg_iou_thresh=iou_threshold,
