@@ -5,6 +5,8 @@ on CPU): for each call, one digest of the structure (module types and names, eve
 attribute of every module, state-dict names, shapes and dtypes) and one of the initial values
 under ``torch.manual_seed(0)``. The structure digest is independent of torch's initialisers; the
 value digest would have to be recomputed (from that commit) if a torch release changed them.
+The box head's type is read as its torchvision base (``SAME_AS``): ``cascade.StageHead`` (2026-12-06)
+only overrides ``forward``; its attributes and parameters are ``TwoMLPHead``'s.
 """
 
 from __future__ import annotations
@@ -49,6 +51,14 @@ GOLDEN = {
 PRESET_KEYS = {"tiny": "126eb14747", "resnet": "243b8e1a5b", "mmdet": "03a53740d5"}
 
 
+#: subclasses that only override ``forward``, digested under the name of the class they replaced
+SAME_AS = {"StageHead": "TwoMLPHead"}
+
+
+def _type_name(value) -> str:
+    return SAME_AS.get(type(value).__name__, type(value).__name__)
+
+
 def _describe(value, depth: int = 0) -> str:
     """A stable text for a module attribute: plain values as repr, objects by their attributes."""
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -56,7 +66,7 @@ def _describe(value, depth: int = 0) -> str:
     if isinstance(value, torch.Tensor):
         return f"tensor{tuple(value.shape)}{value.dtype}:{value.detach().cpu().flatten()[:8].tolist()}"
     if isinstance(value, torch.nn.Module):
-        return type(value).__name__  # described on its own by named_modules
+        return _type_name(value)  # described on its own by named_modules
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_describe(v, depth + 1) for v in value) + "]"
     if isinstance(value, dict):
@@ -73,7 +83,7 @@ def summary(model: torch.nn.Module) -> tuple[str, str]:
     for name, module in model.named_modules():
         plain = {k: v for k, v in vars(module).items() if k not in ("_parameters", "_buffers", "_modules")
                  and not k.startswith(("_forward", "_backward", "_state_dict", "_load_state_dict"))}
-        structure.update(f"{name}:{type(module).__name__}:{_describe(plain)}\n".encode())
+        structure.update(f"{name}:{_type_name(module)}:{_describe(plain)}\n".encode())
     for name, tensor in model.state_dict().items():
         structure.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}:{tensor.requires_grad}\n".encode())
         values.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
