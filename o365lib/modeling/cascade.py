@@ -17,7 +17,8 @@ default, as detectron2) or ``"logits"`` followed by one softmax (mmdet 3.x).
 Matching, sampling and target encoding are torchvision's ``RoIHeads.select_training_samples``
 (``Matcher``, ``BalancedPositiveNegativeSampler``, ``BoxCoder``); ``CascadeStage`` only adds
 the class-agnostic forward and loss. Features are pooled by ``SparseMultiScaleRoIAlign``
-(torchvision's multi-scale RoIAlign, same numbers, a multithreaded backward on CPU).
+(torchvision's multi-scale RoIAlign, same numbers, gathers on CPU) into ``StageHead`` (torchvision's
+``TwoMLPHead``, taking the pooled features in the layout the CPU gathers leave them).
 """
 
 from __future__ import annotations

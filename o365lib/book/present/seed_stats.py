@@ -85,7 +85,21 @@ def regime_sentence(ctx, per_seed: Sequence[dict]) -> str:
             f"(the talk: {TALK['tail_zero_ap']} of {TALK['tail_num_classes']}). "
             + ("AP falls with the class rank, as in the talk. " if falls else
                "AP does **not** fall with the class rank here: the talk's finding does not reproduce. ")
-            + _tail_regime(zero["mean"], n_tail))
+            + _tail_regime(zero["mean"], n_tail)
+            + _seeds_outside_band(values(per_seed, "zero_ap", ranges[-1]), n_tail,
+                                  seeds=list(getattr(ctx, "seeds", range(len(per_seed))))))
+
+
+def _seeds_outside_band(zero_per_seed: Sequence[float | None], n_tail: int, *, seeds: Sequence[int]) -> str:
+    """The seeds whose own tail leaves the talk's band (20-80% of the tail classes at zero), by name."""
+    if not n_tail or len(zero_per_seed) < 2:
+        return ""
+    outside = [f"seed {seed} has {int(z)} of {n_tail} ({100 * z / n_tail:.0f}%)" for seed, z in zip(seeds, zero_per_seed)
+               if z is not None and not 0.2 <= z / n_tail <= 0.8]
+    if not outside:
+        return ""
+    return (" On its own, " + "; ".join(outside) + " tail classes at zero: outside the 20-80% band of the "
+            "talk's regime.")
 
 
 def _tail_regime(zero_mean, n_tail: int) -> str:
