@@ -50,6 +50,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "train_cpu.json"
@@ -147,31 +149,26 @@ def parse_recipes(specs: list[str]) -> dict[str, dict]:
     return recipes
 
 
-class CooGather:
-    """RoIAlign's ``S @ flat`` as the library computed it until 2026-12-06: sparse COO products both ways."""
+class CooGather(torch.autograd.Function):
+    """RoIAlign's ``S @ flat`` as the library computed it until 2026-12-06: sparse COO products both ways
+    (same arguments as the library's gather: ``flat`` [pixels, C], ``columns`` and ``weights`` [rows, K])."""
 
     @staticmethod
-    def apply(flat, columns, weights):
-        import torch
-
-        class _Coo(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx, flat, rows, cols, values):
-                ctx.save_for_backward(rows, cols, values)
-                ctx.shape = (rows.numel() // columns.shape[1], flat.shape[0])
-                matrix = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, ctx.shape,
-                                                 is_coalesced=False, check_invariants=False)
-                return torch.sparse.mm(matrix, flat)
-
-            @staticmethod
-            def backward(ctx, grad):
-                rows, cols, values = ctx.saved_tensors
-                transposed = torch.sparse_coo_tensor(torch.stack([cols, rows]), values, ctx.shape[::-1],
-                                                     is_coalesced=False, check_invariants=False)
-                return torch.sparse.mm(transposed, grad.contiguous()), None, None, None
-
+    def forward(ctx, flat, columns, weights):
         rows = torch.arange(columns.shape[0]).repeat_interleave(columns.shape[1])
-        return _Coo.apply(flat, rows, columns.reshape(-1), weights.reshape(-1))
+        entries = (rows, columns.reshape(-1), weights.reshape(-1))
+        ctx.save_for_backward(*entries)
+        ctx.shape = (columns.shape[0], flat.shape[0])
+        matrix = torch.sparse_coo_tensor(torch.stack(entries[:2]), entries[2], ctx.shape,
+                                         is_coalesced=False, check_invariants=False)
+        return torch.sparse.mm(matrix, flat)
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows, cols, values = ctx.saved_tensors
+        transposed = torch.sparse_coo_tensor(torch.stack([cols, rows]), values, ctx.shape[::-1],
+                                             is_coalesced=False, check_invariants=False)
+        return torch.sparse.mm(transposed, grad.contiguous()), None, None
 
 
 LIBRARY_PATHS = {}

@@ -120,12 +120,13 @@ def sampling_matrix(
     scales: list[float],
     output_size: int,
     sampling_ratio: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """COO entries (rows, columns, weights) of RoIAlign's matrix for ``rois`` [R, 5] (batch, xyxy).
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoIAlign's matrix for ``rois`` [R, 5] (batch, xyxy) row by row: columns and weights, each
+    [R * P * P, 4 * sampling_ratio**2].
 
-    Rows are ``roi * P * P + y * P + x`` (sorted); columns index the channels-last concatenation of
-    the levels (``level_shapes`` are (N, H, W) each), so the product with that [pixels, C] matrix
-    gives the pooled features as [R * P * P, C].
+    Row ``roi * P * P + y * P + x`` holds the bilinear neighbours of bin (y, x) of that RoI;
+    columns index the channels-last concatenation of the levels (``level_shapes`` are (N, H, W)
+    each), so gathering that [pixels, C] matrix gives the pooled features as [R * P * P, C].
     """
     device, dtype = rois.device, rois.dtype
     heights = torch.tensor([s[1] for s in level_shapes], device=device)[levels]
@@ -147,8 +148,8 @@ def sampling_matrix(
     columns = base.view(num, 1, 1, 1, 1, 1, 1) + y_index * widths.view(num, 1, 1, 1, 1, 1, 1) + x_index
     weights = y_weight.view(num, size, 1, grid, 1, 2, 1) * x_weight.view(num, 1, size, 1, grid, 1, 2)
     weights = weights / (grid * grid)
-    rows = torch.arange(num * size * size, device=device).view(num, size, size, 1, 1, 1, 1)
-    return rows.expand_as(columns).reshape(-1), columns.reshape(-1), weights.reshape(-1)
+    per_row = 4 * grid * grid
+    return columns.reshape(-1, per_row), weights.reshape(-1, per_row)
 
 
 def mmdet_levels(boxes: torch.Tensor, *, num_levels: int, finest_scale: float = 56.0) -> torch.Tensor:
@@ -264,7 +265,7 @@ class SparseMultiScaleRoIAlign(MultiScaleRoIAlign):
         else:
             levels = torch.zeros(len(rois), dtype=torch.int64)
         size = self.output_size[0]
-        _, columns, weights = sampling_matrix(
+        columns, weights = sampling_matrix(
             rois.detach(),
             levels=levels,
             level_shapes=[(f.shape[0], f.shape[2], f.shape[3]) for f in features],
@@ -274,6 +275,5 @@ class SparseMultiScaleRoIAlign(MultiScaleRoIAlign):
         )
         channels = features[0].shape[1]
         flat = torch.cat([f.permute(0, 2, 3, 1).reshape(-1, channels) for f in features])
-        per_row = 4 * self.sampling_ratio**2  # rows come sorted, each with its bilinear neighbours
-        pooled = _SparseGather.apply(flat, columns.view(-1, per_row), weights.to(dtype).view(-1, per_row))
+        pooled = _SparseGather.apply(flat, columns, weights.to(dtype))
         return pooled.view(len(rois), size, size, channels).permute(0, 3, 1, 2)
