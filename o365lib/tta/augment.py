@@ -158,6 +158,7 @@ def predict_tta(
     soft_method: str = "gaussian",
     max_candidates: int = 20000,
     label_map=None,
+    amp: bool | str = False,
     progress: bool = False,
 ) -> list[dict]:
     """Multi-scale (+ flip) inference over ``dataset``, merged into COCO results.
@@ -176,6 +177,7 @@ def predict_tta(
         sigma, soft_method: soft-NMS parameters.
         max_candidates: cap on pooled raw (box, class) candidates per image (highest kept).
         label_map: maps labels 1..K to category ids (``to_category``); default ``dataset.label_map``.
+        amp: autocast of the forward passes (``o365lib.engine.inference.inference_session``).
         progress: show a tqdm bar.
 
     Returns:
@@ -192,7 +194,7 @@ def predict_tta(
     num_augs = len(scale_list) * (2 if flip else 1)
     raw = merge != "wbf" and callable(getattr(model, "predict_raw", None))
     results = []
-    with inference_session(model, device=device):
+    with inference_session(model, device=device, amp=amp):
         for images, image_ids in image_batches(dataset, batch_size=batch_size, device=device,
                                                progress=progress, desc=f"TTA x{num_augs}"):
             per_image = _run_augmentations(model, images, scale_list, flip, raw)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from o365lib.engine import predict
+from o365lib.engine import precision, predict
 from o365lib.engine.inference import image_batches, inference_session
 from o365lib.tta import predict_tta
 
@@ -34,7 +34,7 @@ class Recorder(nn.Module):
     def __init__(self, fail_at: int | None = None):
         super().__init__()
         self.transform = type("T", (), {"min_size": (32,), "max_size": 1000})()
-        self.batches, self.inference_mode, self.fail_at = [], [], fail_at
+        self.batches, self.inference_mode, self.autocast, self.fail_at = [], [], [], fail_at
         self.score_thresh, self.detections_per_img = 0.05, 100
 
     def forward(self, images):
@@ -42,6 +42,7 @@ class Recorder(nn.Module):
             raise RuntimeError("boom")
         self.batches.append([round(float(im[0, 0, 0]) * 10) for im in images])
         self.inference_mode.append(torch.is_inference_mode_enabled())
+        self.autocast.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
         return [{"boxes": torch.tensor([[1.0, 2.0, 11.0, 12.0]]), "labels": torch.tensor([1]),
                  "scores": torch.tensor([0.5])} for _ in images]
 
@@ -83,3 +84,21 @@ def test_inference_session_restores_eval_mode_too():
     with inference_session(model, device="cpu"):
         assert torch.is_inference_mode_enabled() and not model.training
     assert not model.training and not torch.is_inference_mode_enabled()
+
+
+@pytest.mark.parametrize("run", ["predict", "predict_tta"])
+@pytest.mark.parametrize(("amp", "native", "expected"), [
+    ("bf16", True, torch.bfloat16),  # the default profile's eval.amp on a CPU with bf16 instructions
+    ("bf16", False, None),  # no avx512_bf16 / AMX: float32, as training does there
+    (False, True, None),
+    (True, True, None),  # on a CPU only "bf16" autocasts (CUDA takes any truthy value)
+])
+def test_predictions_autocast_as_training_does(monkeypatch, run, amp, native, expected):
+    monkeypatch.setattr(precision, "cpu_bf16_is_native", lambda: native)
+    model = Recorder()
+    if run == "predict":
+        predict(model, Images(), batch_size=2, amp=amp)
+    else:
+        predict_tta(model, Images(), scales=[32], flip=False, merge="nms", batch_size=2, amp=amp)
+    assert model.autocast == [expected] * 3
+    assert not torch.is_autocast_enabled("cpu")

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from o365lib import data as odata
-from o365lib.book.artefacts import models, resolver
+from o365lib.book.artefacts import models, predictions, resolver
 from o365lib.book.artefacts.backbones import baseline_backbone, existing_file
 from o365lib.book.artefacts.keys import key_of
 from o365lib.data import DetectionDataset
@@ -67,7 +67,8 @@ def standin_metrics(ctx) -> dict:
     """The stand-in detector's COCO AP on its own held-out split (what "a trained detector" means here)."""
     run = ensure_standin(ctx)
     root = ensure_standin_set(ctx)
-    settings = {"max_dets": ctx.cfg.eval.max_dets, "score_threshold": ctx.cfg.eval.score_threshold}
+    settings = {"max_dets": ctx.cfg.eval.max_dets, "score_threshold": ctx.cfg.eval.score_threshold,
+                **predictions.inference_amp(ctx)}
     path = Path(run.dir) / f"val-metrics-{key_of(settings)}.json"
 
     def make():
@@ -75,7 +76,8 @@ def standin_metrics(ctx) -> dict:
         model = models.build_model(run, device=ctx.device).eval()
         results = predict(model, DetectionDataset(val, cache_images=False), batch_size=ctx.cfg.eval.batch_size,
                           device=ctx.device, max_dets=ctx.cfg.eval.max_dets,
-                          score_threshold=ctx.cfg.eval.score_threshold, label_map=run.label_map)
+                          score_threshold=ctx.cfg.eval.score_threshold, label_map=run.label_map,
+                          amp=ctx.cfg.eval.amp)
         return evaluate(val.dataset, results, ranges=("all",), max_dets=ctx.cfg.eval.max_dets)
 
     return resolver.resolve(ctx.profile_dir, kind="metrics", name=f"{run.key}/val", path=path, make=make,

@@ -83,6 +83,12 @@ def results_cap(ctx) -> int:
     return max(ctx.cfg.eval.max_dets, ctx.cfg.eval.fixed_ap_max_dets)
 
 
+def inference_amp(ctx) -> dict:
+    """The profile's ``eval.amp`` as a key entry, empty when predictions run in float32 (so those keys are
+    the ones they were before the setting existed)."""
+    return {"amp": ctx.cfg.eval.amp} if ctx.cfg.eval.amp else {}
+
+
 def ensure_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None = None,
                        calibration: dict | None = None) -> list:
     """COCO results of a model on a split, cached by key (``lazy_predictions``, read)."""
@@ -100,7 +106,7 @@ def lazy_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None
     ev = ctx.cfg.eval
     cap = results_cap(ctx)
     key = key_of({"split": datasets.split_hash(ctx, split), "score_threshold": ev.score_threshold,
-                        "max_dets": cap, "tta": tta, "calibration": calibration})
+                  "max_dets": cap, "tta": tta, "calibration": calibration, **inference_amp(ctx)})
     path = Path(ctx.profile_dir) / "predictions" / run.key / f"{split}-{key}.json"
     split_ids = _check_categories(ctx, run, split)
 
@@ -112,7 +118,7 @@ def lazy_predictions(ctx, run: ModelRun, *, split: str = "val", tta: dict | None
                                               gamma=calibration["norcal_gamma"])
         dataset = DetectionDataset(datasets.load_split(ctx, split), cache_images=False)
         common = {"batch_size": ev.batch_size, "device": ctx.device, "max_dets": cap,
-                  "score_threshold": ev.score_threshold, "label_map": run.label_map}
+                  "score_threshold": ev.score_threshold, "label_map": run.label_map, "amp": ev.amp}
         if tta:
             results = predict_tta(model, dataset, **common, **tta)
         else:

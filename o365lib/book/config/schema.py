@@ -139,10 +139,14 @@ class TrainSection:
     processes: int = at_least(1, default=1)
 
     def validate(self, source: str) -> None:
-        from o365lib.engine.config import AMP_MODES  # owned by the training configuration
+        _check_amp(source, "train.amp", self.amp)
 
-        if not any(self.amp is mode or (isinstance(mode, str) and self.amp == mode) for mode in AMP_MODES):
-            raise ConfigError(source, "train.amp", f"must be one of {list(AMP_MODES)}, got {self.amp!r}")
+
+def _check_amp(source: str, where: str, amp) -> None:
+    from o365lib.engine.config import AMP_MODES  # owned by the training configuration
+
+    if not any(amp is mode or (isinstance(mode, str) and amp == mode) for mode in AMP_MODES):
+        raise ConfigError(source, where, f"must be one of {list(AMP_MODES)}, got {amp!r}")
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,11 @@ class EvalSection:
     score_threshold: float = at_least(0.0)
     ranges: list[str] = field(default_factory=lambda: ["1-150", "151-300", "301-365"], metadata={"nonempty": True})
     fixed_ap_max_dets: int = at_least(1, default=300)
+    # autocast of every prediction, as train.amp means it (bf16 on a CPU only where it is native)
+    amp: bool | str = False
+
+    def validate(self, source: str) -> None:
+        _check_amp(source, "eval.amp", self.amp)
 
 
 @dataclass(frozen=True)

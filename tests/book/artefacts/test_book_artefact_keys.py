@@ -134,6 +134,17 @@ def test_eval_settings_give_new_predictions(coco_project):
     assert len(set((ctx.profile_dir / "predictions" / run.key).glob("*.json"))) == 3
 
 
+def test_prediction_precision_is_in_the_key_only_when_it_is_not_float32(coco_project):
+    ctx = _ctx()
+    run = _fake_trained(ctx)
+    assert predictions.inference_amp(ctx) == {}  # the smoke profile predicts in float32: keys as before eval.amp
+    predictions.ensure_predictions(ctx, run, split="val")
+    predictions.ensure_predictions(_ctx(eval__amp=False), run, split="val")
+    assert len(set((ctx.profile_dir / "predictions" / run.key).glob("*.json"))) == 1
+    predictions.ensure_predictions(_ctx(eval__amp="bf16"), run, split="val")
+    assert len(set((ctx.profile_dir / "predictions" / run.key).glob("*.json"))) == 2
+
+
 def test_categories_come_from_the_model_and_a_foreign_split_is_an_error(coco_project):
     ctx = _ctx()
     run = _fake_trained(ctx)

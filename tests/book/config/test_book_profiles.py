@@ -50,6 +50,7 @@ def _raw(root, name="smoke"):
     (lambda p: p["experts"].update(iterations=5, epochs=1.0), r"experts\.iterations: set exactly one"),
     (lambda p: p["resampling"].update(samplers=["uniform", "rfs"]), r"resampling\.samplers: unknown sampler"),
     (lambda p: p["model"].update(options={"rpn_pre_nms": 3}), r"model\.options\.rpn_pre_nms: not a build_detector"),
+    (lambda p: p["eval"].update(amp="bf61"), r"eval\.amp: must be one of \[False, True, 'bf16', 'fp16'\], got 'bf61'"),
 ])
 def test_validation_names_file_and_key(root, tmp_path, edit, message):
     raw = _raw(root)
