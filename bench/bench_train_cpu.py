@@ -172,20 +172,31 @@ class CooGather(torch.autograd.Function):
 
 
 LIBRARY_PATHS = {}
-BENCH_KEYS = ("batch_size", "processes", "lr", "roi_gather", "box_head")
+BENCH_KEYS = ("batch_size", "processes", "lr", "roi_gather", "box_head", "proposal_nms")
+
+
+def _torchvision_proposals(self, proposals, objectness, image_shapes, num_anchors_per_level):
+    from torchvision.models.detection.rpn import RegionProposalNetwork
+
+    return RegionProposalNetwork.filter_proposals(self, proposals, objectness, image_shapes, num_anchors_per_level)
 
 
 def use_paths(recipe: dict) -> None:
-    """The library's current RoIAlign gather and box head, or the earlier ones the recipe names."""
+    """The library's current RoIAlign gather, box head and proposal NMS, or the earlier ones the recipe names
+    (``"roi_gather": "coo"``, ``"box_head": "torchvision"``, ``"proposal_nms": "torchvision"``)."""
     from torchvision.models.detection.faster_rcnn import TwoMLPHead
 
     from o365lib.modeling import roi_align
     from o365lib.modeling.cascade import StageHead
+    from o365lib.modeling.proposals import ProposalNetwork
 
     LIBRARY_PATHS.setdefault("gather", roi_align._SparseGather)
     LIBRARY_PATHS.setdefault("head", StageHead.forward)
+    LIBRARY_PATHS.setdefault("proposals", ProposalNetwork._torchvision_selection)
     roi_align._SparseGather = CooGather if recipe.get("roi_gather") == "coo" else LIBRARY_PATHS["gather"]
     StageHead.forward = TwoMLPHead.forward if recipe.get("box_head") == "torchvision" else LIBRARY_PATHS["head"]
+    ProposalNetwork._torchvision_selection = (_torchvision_proposals if recipe.get("proposal_nms") == "torchvision"
+                                              else LIBRARY_PATHS["proposals"])
 
 
 def run_recipes(args) -> dict:

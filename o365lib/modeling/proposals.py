@@ -21,7 +21,7 @@ import torch
 from torchvision.models.detection.rpn import RegionProposalNetwork
 from torchvision.ops import boxes as box_ops
 
-from o365lib.modeling.box_coding import offset_batched_nms
+from o365lib.modeling.box_coding import leading_nms, offset_batched_nms
 
 SELECTIONS = ("torchvision", "mmdet")
 
@@ -49,7 +49,7 @@ class ProposalNetwork(RegionProposalNetwork):
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per image: proposals [P, 4] and their objectness probabilities [P]."""
         if self.selection == "torchvision":
-            return super().filter_proposals(proposals, objectness, image_shapes, num_anchors_per_level)
+            return self._torchvision_selection(proposals, objectness, image_shapes, num_anchors_per_level)
         num_images = proposals.shape[0]
         scores_all = torch.sigmoid(objectness.detach().reshape(num_images, -1))
         final_boxes, final_scores = [], []
@@ -79,3 +79,26 @@ class ProposalNetwork(RegionProposalNetwork):
             final_boxes.append(image_boxes[keep])
             final_scores.append(image_scores[keep])
         return final_boxes, final_scores
+
+    def _torchvision_selection(self, proposals, objectness, image_shapes, num_anchors_per_level):
+        """torchvision's selection (top-k logits per level, clip, drop tiny and low-scored boxes, NMS per
+        level, the best ``post_nms_top_n``) with the NMS stopped once those are known (``leading_nms``)."""
+        num_images = proposals.shape[0]
+        objectness = objectness.detach().reshape(num_images, -1)
+        levels = torch.cat([torch.full((count,), level, dtype=torch.int64, device=proposals.device)
+                            for level, count in enumerate(num_anchors_per_level)])
+        top = self._get_top_n_idx(objectness, num_anchors_per_level)
+        rows = torch.arange(num_images, device=proposals.device)[:, None]
+        probabilities = torch.sigmoid(objectness[rows, top])
+        final_boxes, final_scores = [], []
+        for boxes, scores, image_levels, image_shape in zip(proposals[rows, top], probabilities, levels[top],
+                                                            image_shapes):
+            boxes = box_ops.clip_boxes_to_image(boxes, image_shape)
+            keep = box_ops.remove_small_boxes(boxes, self.min_size)
+            keep = keep[scores[keep] >= self.score_thresh]
+            boxes, scores, image_levels = boxes[keep], scores[keep], image_levels[keep]
+            keep = leading_nms(boxes, scores, image_levels, self.nms_thresh, count=self.post_nms_top_n())
+            final_boxes.append(boxes[keep])
+            final_scores.append(scores[keep])
+        return final_boxes, final_scores
+
