@@ -172,7 +172,7 @@ class CooGather(torch.autograd.Function):
 
 
 LIBRARY_PATHS = {}
-BENCH_KEYS = ("batch_size", "processes", "lr", "roi_gather", "box_head", "proposal_nms")
+BENCH_KEYS = ("batch_size", "processes", "lr", "roi_gather", "box_head", "proposal_nms", "roi_pool")
 
 
 def _torchvision_proposals(self, proposals, objectness, image_shapes, num_anchors_per_level):
@@ -183,7 +183,8 @@ def _torchvision_proposals(self, proposals, objectness, image_shapes, num_anchor
 
 def use_paths(recipe: dict) -> None:
     """The library's current RoIAlign gather, box head and proposal NMS, or the earlier ones the recipe names
-    (``"roi_gather": "coo"``, ``"box_head": "torchvision"``, ``"proposal_nms": "torchvision"``)."""
+    (``"roi_gather": "coo"``, ``"box_head": "torchvision"``, ``"proposal_nms": "torchvision"``,
+    ``"roi_pool": "float32"``: bf16 features pooled in float32, as until the second session of 2026-12-06)."""
     from torchvision.models.detection.faster_rcnn import TwoMLPHead
 
     from o365lib.modeling import roi_align
@@ -193,6 +194,9 @@ def use_paths(recipe: dict) -> None:
     LIBRARY_PATHS.setdefault("gather", roi_align._SparseGather)
     LIBRARY_PATHS.setdefault("head", StageHead.forward)
     LIBRARY_PATHS.setdefault("proposals", ProposalNetwork._torchvision_selection)
+    LIBRARY_PATHS.setdefault("pool_dtypes", roi_align.GATHER_DTYPES)
+    roi_align.GATHER_DTYPES = ((torch.float32, torch.float64) if recipe.get("roi_pool") == "float32"
+                               else LIBRARY_PATHS["pool_dtypes"])
     roi_align._SparseGather = CooGather if recipe.get("roi_gather") == "coo" else LIBRARY_PATHS["gather"]
     StageHead.forward = TwoMLPHead.forward if recipe.get("box_head") == "torchvision" else LIBRARY_PATHS["head"]
     ProposalNetwork._torchvision_selection = (_torchvision_proposals if recipe.get("proposal_nms") == "torchvision"

@@ -46,7 +46,11 @@ import torch.nn.functional as F
 from torchvision.ops import MultiScaleRoIAlign, roi_align
 from torchvision.ops.poolers import _convert_to_roi_format, _filter_input, _setup_scales
 
-SPARSE_DTYPES = (torch.float32, torch.float64)
+#: feature dtypes the CPU gather pools in directly. bf16 (training's autocast) needs no float32 copies
+#: of the features and pooled features: 1.11x a training step (bench/README.md); the sums run in float32
+#: inside ``embedding_bag``, so its pooled features are float32 pooling rounded once to bf16 (plus
+#: bf16-rounded bilinear weights).
+GATHER_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 LEVEL_MAPPINGS = ("torchvision", "mmdet")
 
 
@@ -243,9 +247,8 @@ class SparseMultiScaleRoIAlign(MultiScaleRoIAlign):
         """Pooled features [R, C, P, P] of ``boxes`` (per image, xyxy in resized-image pixels)."""
         features = _filter_input(x, self.featmap_names)
         input_dtype = features[0].dtype
-        low_precision = input_dtype not in SPARSE_DTYPES
-        if low_precision and features[0].device.type == "cpu":
-            # bf16/fp16 on CPU: pool in float32, hand back the features' dtype
+        if input_dtype not in GATHER_DTYPES and features[0].device.type == "cpu":
+            # fp16 on CPU: pool in float32, hand back the features' dtype
             with torch.autocast("cpu", enabled=False):
                 full = {name: tensor.float() for name, tensor in x.items() if name in self.featmap_names}
                 pooled = self.forward(full, [b.float() for b in boxes], image_shapes)
@@ -259,7 +262,9 @@ class SparseMultiScaleRoIAlign(MultiScaleRoIAlign):
                 features, image_shapes, self.canonical_scale, self.canonical_level
             )
         dtype = features[0].dtype
-        rois = _convert_to_roi_format(boxes).to(dtype)
+        # sample positions and weights in float32 at least; a bf16 gather takes bf16 weights (it sums in float32)
+        geometry = torch.promote_types(dtype, torch.float32)
+        rois = _convert_to_roi_format(boxes).to(geometry)
         if len(features) > 1:  # clamped: torchvision's mapper gives garbage levels for non-finite boxes
             levels = self.map_levels(boxes).clamp(0, len(features) - 1)
         else:

@@ -103,3 +103,27 @@ def test_gather_pools_training_and_inference_alike(monkeypatch):
     torch.testing.assert_close(without_grad, reference, rtol=1e-5, atol=1e-5)
     # laid out (roi, y, x, channel), as the cascade's StageHead takes it without a copy
     assert with_grad.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_bf16_features_pool_in_bf16_close_to_float32_pooling():
+    """Training's autocast hands bf16 features: the gather pools them as they are (no float32 copies),
+    with float32 sample geometry, and lands within bf16 rounding of pooling their float32 values."""
+    names, shapes, image = LAYOUTS[0]
+    features, boxes, image_shapes = _inputs(names, shapes, image, dtype=torch.float32, seed=6)
+    as_bf16 = {name: f.detach().bfloat16().requires_grad_() for name, f in features.items()}
+    widened = {name: f.detach().float().requires_grad_() for name, f in as_bf16.items()}  # the same values
+    pooler = SparseMultiScaleRoIAlign(names, 7, 2)
+    ours = pooler(as_bf16, boxes, image_shapes)
+    reference = pooler(widened, boxes, image_shapes)
+    assert ours.dtype == torch.bfloat16 and ours.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(ours.float(), reference, rtol=2**-7, atol=2**-7 * float(reference.detach().abs().max()) / 8)
+    grad = torch.randn(reference.shape, generator=torch.Generator().manual_seed(0))
+    got = torch.autograd.grad(ours, list(as_bf16.values()), grad.bfloat16())
+    expected = torch.autograd.grad(reference, list(widened.values()), grad)
+    for a, b in zip(got, expected):
+        assert a.dtype == torch.bfloat16
+        if not b.abs().sum():  # a level no box maps to
+            assert not a.abs().sum()
+            continue
+        relative = float((a.float() - b).norm() / b.norm())
+        assert relative < 2**-7, relative
