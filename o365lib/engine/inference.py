@@ -96,7 +96,7 @@ def predict(
             ``CocoData`` (wrapped in ``DetectionDataset(cache_images=False)``).
         label_map: labels -> category ids; default ``dataset.label_map``.
         amp: autocast as in training (``inference_session``): ``"bf16"`` on a CPU with native bf16
-            (1.37x on the default detector's val predictions, mAP within 0.02; ``bench/README.md``), any
+            (1.34x on the default detector's val predictions, mAP within 0.02; ``bench/README.md``), any
             truthy value on CUDA.
     """
     if batch_size < 1:

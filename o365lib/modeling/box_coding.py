@@ -116,4 +116,3 @@ def leading_nms(
         if kept.numel() >= count or size == total:
             return order[kept[:count]]
         size = min(total, 2 * size)
-

@@ -101,4 +101,3 @@ class ProposalNetwork(RegionProposalNetwork):
             final_boxes.append(boxes[keep])
             final_scores.append(scores[keep])
         return final_boxes, final_scores
-
