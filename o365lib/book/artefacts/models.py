@@ -191,8 +191,12 @@ def _train_model(ctx, run: ModelRun, *, spec: dict, coco, config, init, init_pre
     result = train_local(model, dataset, config=config, out_dir=run.dir, sampler=sampler_obj, device=ctx.device,
                          processes=ctx.cfg.train.processes)
     if resolver.is_main_process():  # the training cost of this call (a resumed run: its last part)
-        write_json(run.dir / "cost.json", {"seconds": result.seconds, "images_per_s": result.images_per_s,
-                                           "iterations": result.iterations})
+        write_cost(run, seconds=result.seconds, images_per_s=result.images_per_s, iterations=result.iterations)
+
+
+def write_cost(run: ModelRun, *, seconds: float, images_per_s: float, iterations: int) -> None:
+    """``cost.json`` beside the checkpoint: what the runner's ``timings.json`` reports for a trained model."""
+    write_json(run.dir / "cost.json", {"seconds": seconds, "images_per_s": images_per_s, "iterations": iterations})
 
 
 def initialise(model, run: ModelRun, *, init, coco, init_prefixes: tuple = (), classifier_start: str | None = None) -> dict:

@@ -187,13 +187,18 @@ def eqlv2_probe(ctx, *, seed: int, images: int = 100, at: tuple[int, ...] = PROB
         val = datasets.load_split(ctx, "val")
         probe_images = DetectionDataset(val, cache_images=False)
         subset = torch.utils.data.Subset(probe_images, range(min(int(images), len(probe_images))))
-        records, done = [], 0
+        records, done, seconds, step_seconds = [], 0, 0.0, 0.0
         for point in points:
             if point > done:
-                train(model, dataset, config=replace(config, max_iterations_this_call=point - done, progress=False),
-                      out_dir=run.dir, sampler=sampler, device=ctx.device, resume=True)
+                result = train(model, dataset, out_dir=run.dir, sampler=sampler, device=ctx.device, resume=True,
+                               config=replace(config, max_iterations_this_call=point - done, progress=False))
+                seconds += result.seconds
+                step_seconds += (point - done) * config.batch_size / result.images_per_s if result.images_per_s else 0.0
                 done = point
             records.append({"iteration": point, **_probe_state(ctx, model, run, subset)})
+        if resolver.is_main_process():  # the segments' training cost, as every model's (timings.json)
+            models.write_cost(run, seconds=seconds, iterations=done,
+                              images_per_s=done * config.batch_size / step_seconds if step_seconds else 0.0)
         return records
 
     return resolver.resolve(ctx.profile_dir, kind="metrics", name=path.stem, path=path, make=make,

@@ -63,6 +63,15 @@ def test_smoke_run_succeeds(smoke_run):
     print({c["chapter"]: round(c["seconds"], 1) for c in run["chapters"]})
 
 
+def test_every_trained_model_has_its_cost_in_timings(smoke_run):
+    """Every model the run trained, the EQLv2 probe's segments included, reports seconds and images/s."""
+    build, result = smoke_run
+    timings = json.loads((build.parent / "results" / "timings.json").read_text())
+    made = [a for a in timings["artefacts"] if a["made"] and a["kind"] == "model"]
+    assert made and any(a["name"].startswith("probe-") for a in made)
+    assert all(a["seconds"] > 0 and a["images_per_second"] > 0 for a in made), [a for a in made if not a["seconds"]]
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_chapter_executed_with_outputs_and_parameters(smoke_run, chapter):
     build, result = smoke_run
