@@ -441,7 +441,7 @@ def main(argv=None) -> None:
     parser.add_argument("--pretrain-lr", type=float, default=0.1)
     # training (the profile's train section)
     parser.add_argument("--train-seed", type=int, default=0)
-    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--epochs", type=float, default=2.25)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--warmup", type=int, default=50)
