@@ -65,7 +65,7 @@ def test_smoke_run_succeeds(smoke_run):
 
 def test_every_trained_model_has_its_cost_in_timings(smoke_run):
     """Every model the run trained, the EQLv2 probe's segments included, reports seconds and images/s."""
-    build, result = smoke_run
+    build, _ = smoke_run
     timings = json.loads((build.parent / "results" / "timings.json").read_text())
     made = [a for a in timings["artefacts"] if a["made"] and a["kind"] == "model"]
     assert made and any(a["name"].startswith("probe-") for a in made)
