@@ -50,7 +50,7 @@ profile = "default"
 
 # %% tags=["hide-input"]
 import o365lib.book
-from o365lib.book.present import report
+from o365lib.book.present import comparisons, report
 from o365lib.book.run import records
 
 ctx = o365lib.book.setup_chapter("00_intro", profile=profile, namespace=globals())
@@ -81,8 +81,8 @@ report.results_summary(ctx.profile_dir)
 # `results/<profile>/timings.json` (the runner writes it after every chapter; a chapter that found
 # its models cached takes seconds), and every trained model with its own training time.
 # %% tags=["remove-input"]
-o365lib.book.run.timings.chapter_table(ctx.profile_dir).style.hide(axis="index")
+comparisons.page_table(o365lib.book.run.timings.chapter_table(ctx.profile_dir), digits=1)
 # %% tags=["remove-input"]
-o365lib.book.run.timings.artefact_table(ctx.profile_dir).style.hide(axis="index")
+comparisons.page_table(o365lib.book.run.timings.artefact_table(ctx.profile_dir), digits=1)
 # %% tags=["remove-cell"]
 metrics_file = records.write_chapter_record(ctx, summary={})
